@@ -1,0 +1,182 @@
+"""Local transformers backend: batched, left-padded, chat-templated generation and choice scoring.
+
+The embedded default model lives here (``HFLocalBackend("embedded")``). Batches are formed
+per identical GenerationParams, sorted by prompt length to cut padding, and stop at EOS.
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..models import EMBEDDED, resolve_model
+from .base import Completion, GenerationParams, Request
+
+__all__ = ["HFLocalBackend", "default_device", "cut_at_stop"]
+
+
+def default_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut ``text`` before the earliest stop string; report whether one was found."""
+    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class HFLocalBackend:
+    """A causal LM from a local HF folder (or ``"embedded"``), run with transformers."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike = EMBEDDED,
+        *,
+        device: str | None = None,
+        dtype: str = "auto",
+        batch_size: int = 16,
+        threads: int | None = None,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = resolve_model(model)
+        self.device = device or default_device()
+        if self.device == "cpu":
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+        torch_dtype = {
+            "auto": torch.bfloat16 if self.device == "cuda" else torch.float32,
+            "float32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "float16": torch.float16,
+        }[dtype]
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        name = "embedded:SmolLM2-135M-Instruct" if str(model) == EMBEDDED else f"hf:{Path(path).resolve()}"
+        self._setup(lm, tokenizer, name, batch_size)
+
+    @classmethod
+    def from_objects(cls, model, tokenizer, *, id: str, batch_size: int = 16) -> "HFLocalBackend":
+        """Wrap an already-loaded model (tests build tiny random models from a config)."""
+        self = cls.__new__(cls)
+        self.device = str(next(model.parameters()).device)
+        self._setup(model, tokenizer, id, batch_size)
+        return self
+
+    def _setup(self, model, tokenizer, id: str, batch_size: int) -> None:
+        self.id = id
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.batch_size = max(1, batch_size)
+        tokenizer.padding_side = "left"  # decoder-only: new tokens must follow the prompt
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        eos = model.generation_config.eos_token_id if model.generation_config else None
+        eos = eos if eos is not None else tokenizer.eos_token_id
+        self._eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
+
+    def __repr__(self) -> str:
+        return f"HFLocalBackend(id={self.id!r}, device={self.device!r})"
+
+    # -- rendering -----------------------------------------------------------------------
+    def render(self, request: Request) -> str:
+        """The exact prompt text the model sees (chat template + forced continuation)."""
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        else:  # plain models: a minimal transcript format
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+        return text + request.continuation
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        # The chat template already holds any special tokens the model expects.
+        return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=self.device)
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
+        return ids, mask
+
+    # -- generation ----------------------------------------------------------------------
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        results: list[Completion | None] = [None] * len(requests)
+        groups: dict[GenerationParams, list[int]] = defaultdict(list)
+        for i, r in enumerate(requests):
+            groups[r.params].append(i)
+        for params, idxs in groups.items():
+            encoded = dict(zip(idxs, self._encode([self.render(requests[i]) for i in idxs])))
+            order = sorted(idxs, key=lambda i: len(encoded[i]), reverse=True)
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                for i, c in zip(chunk, self._generate_batch([encoded[i] for i in chunk], params)):
+                    results[i] = c
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(self, seqs: list[list[int]], params: GenerationParams) -> list[Completion]:
+        from transformers import GenerationConfig
+
+        ids, mask = self._left_pad(seqs)
+        sample = params.temperature > 0
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sample,
+            temperature=params.temperature if sample else None,
+            top_p=params.top_p if sample else None,
+            top_k=None,
+            repetition_penalty=params.repetition_penalty,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=sorted(self._eos_ids),
+        )
+        if sample:
+            torch.manual_seed(params.seed if params.seed is not None else 0)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        completions = []
+        for row, seq in zip(out[:, ids.shape[1] :].tolist(), seqs):
+            end = next((k for k, t in enumerate(row) if t in self._eos_ids), None)
+            new = row if end is None else row[:end]
+            text, stopped = cut_at_stop(self.tokenizer.decode(new, skip_special_tokens=True), params.stop)
+            completions.append(
+                Completion(
+                    text=text,
+                    finish_reason="stop" if end is not None or stopped else "length",
+                    prompt_tokens=len(seq),
+                    completion_tokens=len(new) + (end is not None),
+                )
+            )
+        return completions
+
+    # -- scoring -------------------------------------------------------------------------
+    def choice_logprobs(
+        self, requests: Sequence[Request], choices: Sequence[str]
+    ) -> list[dict[str, float]]:
+        """Sum of token log-probs of each choice string right after the rendered prompt."""
+        prompts = self._encode([self.render(r) for r in requests])
+        choice_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+        items = [(ri, ci) for ri in range(len(requests)) for ci in range(len(choices))]
+        scores: list[dict[str, float]] = [{} for _ in requests]
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            seqs = [prompts[ri] + choice_ids[ci] for ri, ci in chunk]
+            ids, mask = self._left_pad(seqs)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logp = torch.log_softmax(logits, dim=-1)
+            width = ids.shape[1]
+            for row, (ri, ci) in enumerate(chunk):
+                n = len(choice_ids[ci])
+                # token at position p is predicted by the logits at position p-1
+                positions = range(width - n, width)
+                total = sum(logp[row, p - 1, ids[row, p]].item() for p in positions)
+                scores[ri][choices[ci]] = total
+        return scores

@@ -1,0 +1,275 @@
+"""`cai`: the command-line face of Constitution Lab (same services as the app).
+
+Global options (--db, --model, --backend, --base-url, ...) may come before or after the
+subcommand. Results go to stdout (ids, JSON); progress and messages go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+__all__ = ["main", "build_parser"]
+
+EPILOG = """examples:
+  cai prompts import my_prompts.jsonl --name mine
+  cai sl --prompts red-team --constitution harmless --rounds 2 --limit 4
+  cai export sft --out sft.jsonl
+  cai stats --json
+  cai app --port 7860
+
+shipped prompt sets (imported on first use): red-team, benign
+shipped constitutions: seed, harmless (see `cai constitutions list`)
+"""
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("global options")
+    S = argparse.SUPPRESS
+    g.add_argument("--db", default=S, help="DuckDB file (default ./cai.duckdb, or $CAI_DB)")
+    g.add_argument("--model", default=S, help="'embedded' (default), a local HF folder, or a served model name")
+    g.add_argument("--backend", default=S, choices=["local", "openai", "scripted"], help="local transformers (default), an OpenAI-compatible server, or a deterministic fake")
+    g.add_argument("--base-url", default=S, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--api-key-env", default=S, help="name of the environment variable holding the API key (default OPENAI_API_KEY)")
+    g.add_argument("--device", default=S, help="cuda | cpu | mps (default: cuda when present)")
+    g.add_argument("--batch-size", type=int, default=S, help="local backend batch size (default 16)")
+    g.add_argument("--config", default=S, help="settings file (default ./cai.toml when present)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="cai", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Constitutional AI end to end: red-team prompts -> critique -> revision -> training data, every step stored in DuckDB.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name, help, **kw):
+        return sub.add_parser(name, parents=[common], help=help, description=help, **kw)
+
+    # prompts
+    pr = add("prompts", "import and list prompt sets")
+    prs = pr.add_subparsers(dest="action", required=True, metavar="ACTION")
+    imp = prs.add_parser("import", parents=[common], help="import JSONL, CSV/TSV, TXT (one per line) or a datasets folder")
+    imp.add_argument("file", help="file or local datasets folder")
+    imp.add_argument("--name", help="prompt set name (default: file name without extension)")
+    imp.add_argument("--column", help="column/field holding the prompt (default: prompt, text, question, ...)")
+    prs.add_parser("list", parents=[common], help="list prompt sets with counts")
+    show = prs.add_parser("show", parents=[common], help="print a set's prompts")
+    show.add_argument("name")
+    show.add_argument("--limit", type=int, default=20)
+
+    # constitutions
+    co = add("constitutions", "list, show and validate constitutions")
+    cos = co.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cos.add_parser("list", parents=[common], help="constitutions found (name, version, principles, file)")
+    cshow = cos.add_parser("show", parents=[common], help="print a constitution's principles")
+    cshow.add_argument("name")
+    val = cos.add_parser("validate", parents=[common], help="check TOML files; exit 1 on the first error")
+    val.add_argument("files", nargs="+")
+
+    # sl
+    sl = add("sl", "run (or resume) the SL phase: first answer, then critique -> revision rounds")
+    sl.add_argument("--prompts", required=True, help="prompt set name (e.g. red-team)")
+    sl.add_argument("--constitution", required=True, help="constitution name (file name without .toml) or path")
+    sl.add_argument("--rounds", type=int, default=2, help="critique -> revision rounds (default 2)")
+    sl.add_argument("--limit", type=int, help="use only the first K prompts")
+    sl.add_argument("--cot", action="store_true", help="chain-of-thought critiques")
+    sl.add_argument("--few-shot", type=int, default=2, help="constitution examples shown first (default 2, 0 = none)")
+    sl.add_argument("--seed", type=int, default=0, help="seeds principle draws and sampling (default 0)")
+    sl.add_argument("--max-new-tokens", type=int, help="cap for answers and revisions (default 160; critiques 96)")
+    sl.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    sl.add_argument("--chunk", type=int, default=16, help="requests per batch and per write (default 16)")
+    sl.add_argument("--new-run", action="store_true", help="start a fresh run even if one with these settings exists")
+
+    runs = add("runs", "list runs")
+    runs.add_argument("--kind", help="only runs of this kind (e.g. sl)")
+
+    # export
+    ex = add("export", "export training data")
+    exs = ex.add_subparsers(dest="what", required=True, metavar="WHAT")
+    sft = exs.add_parser("sft", parents=[common], help="(prompt, final revision) in TRL messages format")
+    sft.add_argument("--out", required=True, help=".jsonl, .parquet or .csv")
+    sft.add_argument("--run", help="only this run (default: all SL runs)")
+    sft.add_argument("--include-flagged", action="store_true", help="keep revisions flagged as empty/repetitive/echo")
+
+    st = add("stats", "counts of every record kind")
+    st.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    mo = add("model", "prepare the embedded model")
+    mos = mo.add_subparsers(dest="action", required=True, metavar="ACTION")
+    mos.add_parser("prepare", parents=[common], help="convert the embedded GGUF to a cached HF folder (once)")
+
+    app = add("app", "start the Gradio app")
+    app.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    app.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT or 7860)")
+    return parser
+
+
+def _settings(args):
+    from .config import load_settings
+
+    keys = ("db", "model", "backend", "base_url", "api_key_env", "device", "batch_size")
+    return load_settings(getattr(args, "config", None), **{k: getattr(args, k, None) for k in keys})
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int, what: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, initial=done, unit="step", file=sys.stderr, dynamic_ncols=True)
+        bar.set_description(what)
+        bar.n = done
+        bar.refresh()
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return update, close
+
+
+def _err(msg: str) -> int:
+    print(f"cai: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def run(args) -> int:
+    from .services import Services
+
+    if args.command == "constitutions" and args.action == "validate":
+        from .constitutions import ConstitutionError, load_constitution
+
+        for f in args.files:
+            try:
+                c = load_constitution(f)
+            except (ConstitutionError, OSError) as e:
+                print(f"{e}", file=sys.stderr)
+                return 1
+            print(f"{f}: ok ({len(c.principles)} principles, {len(c.examples)} examples, version {c.version})")
+        return 0
+    if args.command == "model":
+        from .models import embedded_model_dir
+
+        print(embedded_model_dir())
+        return 0
+    if args.command == "app":
+        from app import main as app_main
+
+        argv = ["--host", args.host] + (["--port", str(args.port)] if args.port else [])
+        argv += ["--db", getattr(args, "db", None) or _settings(args).db]
+        return app_main(argv) or 0
+
+    services = Services(_settings(args))
+    try:
+        return _dispatch(args, services)
+    finally:
+        services.close()
+
+
+def _dispatch(args, services) -> int:
+    cmd = args.command
+    if cmd == "prompts":
+        if args.action == "import":
+            ps, added, dup = services.import_prompts(args.file, name=args.name, column=args.column)
+            print(f"{ps.name}: {added} prompts added, {dup} already present or duplicated", file=sys.stderr)
+            print(ps.name)
+        elif args.action == "list":
+            for r in services.prompt_sets():
+                print(f"{r['name']}\t{r['prompts']}\t{r['source']}")
+        elif args.action == "show":
+            from .prompt_sets import get_prompt_set, prompts_of
+
+            ps = get_prompt_set(services.store, args.name)
+            for p in prompts_of(services.store, ps.id, limit=args.limit):
+                print(f"{p.position}\t{p.category or ''}\t{p.text}")
+        return 0
+    if cmd == "constitutions":
+        if args.action == "list":
+            for name, path in services.constitutions().items():
+                try:
+                    c = services.constitution(name)
+                    print(f"{name}\t{c.version}\t{len(c.principles)} principles\t{path}")
+                except Exception as e:  # a broken file must not hide the others
+                    print(f"{name}\tINVALID\t{e}")
+        else:
+            c = services.constitution(args.name)
+            print(f"{c.name} ({c.version}): {c.title}\n{c.description}\n")
+            for p in c.principles:
+                print(f"[{p.id}]\n  critique:   {p.critique}\n  revision:   {p.revision}\n  preference: {p.preference}")
+        return 0
+    if cmd == "sl":
+        from .sl import SLConfig
+
+        cfg = SLConfig(rounds=args.rounds, cot=args.cot, few_shot=args.few_shot, limit=args.limit, seed=args.seed, chunk=args.chunk)
+        for k in ("answer", "critique", "revision"):
+            p = getattr(cfg, k)
+            if args.max_new_tokens and k != "critique":
+                p = replace(p, max_new_tokens=args.max_new_tokens)
+            if args.temperature:
+                p = replace(p, temperature=args.temperature)
+            cfg = replace(cfg, **{k: p})
+        update, close = _progress_bar()
+        try:
+            result = services.sl(prompts=args.prompts, constitution=args.constitution, config=cfg,
+                                 new_run=args.new_run, progress=update)
+        except KeyboardInterrupt:
+            close()
+            print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
+            return 130
+        close()
+        print(
+            f"run {result.run.id}: {result.status}; {result.prompts} prompts, {result.generations} answers, "
+            f"{result.critiques} critiques, {result.revisions} revisions"
+            + (f", {result.failed} failed (rerun to retry)" if result.failed else ""),
+            file=sys.stderr,
+        )
+        print(result.run.id)
+        return 0 if result.status == "finished" else 3
+    if cmd == "runs":
+        for r in services.runs(args.kind):
+            print(f"{r['id']}\t{r['kind']}\t{r['status']}\t{r['model']}\t{r['created_at']:%Y-%m-%d %H:%M}")
+        return 0
+    if cmd == "export":
+        path, snap = services.export_sft(args.out, run_id=args.run, include_flagged=args.include_flagged)
+        print(f"{len(snap.records)} records, snapshot {snap.content_hash}", file=sys.stderr)
+        print(path)
+        return 0
+    if cmd == "stats":
+        stats = services.stats()
+        if args.json:
+            print(json.dumps(stats))
+        else:
+            for k, v in stats.items():
+                print(f"{k:20} {v}")
+        return 0
+    raise AssertionError(cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .constitutions import ConstitutionError
+    from .models import ModelNotFound
+    from .prompt_sets import PromptFileError
+    from .store import StoreLocked
+
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ConstitutionError, PromptFileError, StoreLocked, ModelNotFound, FileNotFoundError) as e:
+        return _err(str(e))
+    except KeyError as e:
+        return _err(e.args[0] if e.args else str(e))
+    except ValueError as e:
+        return _err(str(e))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Read prompt sets from JSONL, CSV/TSV, plain text (one prompt a line) or a local HF
+``datasets`` folder; normalise and dedupe. Errors name the file, the line and the problem."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "PromptFileError",
+    "PromptRow",
+    "read_prompt_file",
+    "prompt_id",
+    "normalise",
+    "SHIPPED_DIR",
+    "shipped_prompt_sets",
+    "MAX_PROMPT_CHARS",
+    "import_prompt_set",
+    "get_prompt_set",
+    "list_prompt_sets",
+    "prompts_of",
+]
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "prompt_sets"
+MAX_PROMPT_CHARS = 20_000
+"""Longer 'prompts' are almost always a broken file (a missing newline, a binary blob)."""
+_CANDIDATE_COLUMNS = ("prompt", "text", "question", "instruction", "input", "query")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class PromptFileError(ValueError):
+    """A prompt file that cannot be imported; the message says where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRow:
+    text: str
+    category: str | None
+    line: int
+    """Where it came from (line or row number, 1-based), for error messages."""
+
+
+def normalise(text: str) -> str:
+    """The form used to detect duplicates: whitespace folded, case folded."""
+    return " ".join(text.split()).casefold()
+
+
+def prompt_id(set_id: str, text: str) -> str:
+    return hashlib.sha256(f"{set_id}\n{normalise(text)}".encode()).hexdigest()[:16]
+
+
+def shipped_prompt_sets() -> dict[str, Path]:
+    """Prompt sets that ship with the project (name = file name without extension)."""
+    return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.jsonl"))}
+
+
+def _clean(text: str, where: str) -> str:
+    text = _CONTROL.sub("", text).strip()  # NUL and other control bytes never reach the store
+    if len(text) > MAX_PROMPT_CHARS:
+        raise PromptFileError(f"{where}: prompt is {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+    return text
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise PromptFileError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "re-save the file as UTF-8"
+        ) from None
+
+
+def _pick_column(columns: list[str], column: str | None, where: str) -> str:
+    if column:
+        if column not in columns:
+            raise PromptFileError(f"{where}: no column {column!r}; columns are: {', '.join(columns) or 'none'}")
+        return column
+    for c in _CANDIDATE_COLUMNS:
+        if c in columns:
+            return c
+    raise PromptFileError(
+        f"{where}: no prompt column found (looked for {', '.join(_CANDIDATE_COLUMNS)}); "
+        f"columns are: {', '.join(columns) or 'none'}; choose one with --column"
+    )
+
+
+def _read_jsonl(path: Path, column: str | None) -> list[PromptRow]:
+    rows = []
+    for n, line in enumerate(_decode(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise PromptFileError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if isinstance(obj, str):
+            rows.append(PromptRow(_clean(obj, f"{path}:{n}"), None, n))
+            continue
+        if not isinstance(obj, dict):
+            raise PromptFileError(f"{path}:{n}: expected a JSON object or string")
+        key = _pick_column(list(obj), column, f"{path}:{n}")
+        value = obj[key]
+        if not isinstance(value, str):
+            raise PromptFileError(f"{path}:{n}: {key!r} is not text")
+        cat = obj.get("category")
+        rows.append(PromptRow(_clean(value, f"{path}:{n}"), cat if isinstance(cat, str) else None, n))
+    return rows
+
+
+def _read_csv(path: Path, column: str | None) -> list[PromptRow]:
+    text = _decode(path)
+    dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+    csv.field_size_limit(MAX_PROMPT_CHARS * 10)
+    try:
+        reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+        key = _pick_column(list(reader.fieldnames or []), column, str(path))
+        rows = []
+        for rec in reader:
+            value = rec.get(key)
+            if value is None or not value.strip():
+                continue
+            rows.append(PromptRow(_clean(value, f"{path}:{reader.line_num}"), rec.get("category") or None, reader.line_num))
+        return rows
+    except csv.Error as e:
+        raise PromptFileError(f"{path}: CSV error: {e}") from None
+
+
+def _read_text(path: Path) -> list[PromptRow]:
+    return [
+        PromptRow(_clean(line, f"{path}:{n}"), None, n)
+        for n, line in enumerate(_decode(path).splitlines(), 1)
+        if line.strip()
+    ]
+
+
+def _read_dataset(path: Path, column: str | None) -> list[PromptRow]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception:
+        try:  # a folder of data files (parquet/json/csv) that load_dataset understands
+            ds = datasets.load_dataset(str(path))
+        except Exception as e:
+            raise PromptFileError(f"{path}: not a datasets folder ({type(e).__name__}: {e})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        split = "train" if "train" in ds else next(iter(ds))
+        ds = ds[split]
+    key = _pick_column(list(ds.column_names), column, str(path))
+    rows = []
+    for n, value in enumerate(ds[key], 1):
+        if isinstance(value, str) and value.strip():
+            cat = None
+            rows.append(PromptRow(_clean(value, f"{path}[{n}]"), cat, n))
+    return rows
+
+
+def read_prompt_file(path: str | Path, *, column: str | None = None) -> list[PromptRow]:
+    """Rows of a prompt file, deduplicated (first occurrence wins). Raises PromptFileError."""
+    path = Path(path)
+    if not path.exists():
+        raise PromptFileError(f"{path}: no such file or folder")
+    if path.is_dir():
+        rows = _read_dataset(path, column)
+    else:
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".json", ".ndjson"):
+            rows = _read_jsonl(path, column)
+        elif suffix in (".csv", ".tsv"):
+            rows = _read_csv(path, column)
+        elif suffix in (".txt", ".text", ""):
+            rows = _read_text(path)
+        else:
+            raise PromptFileError(f"{path}: unknown format {suffix!r} (use .jsonl, .csv, .tsv, .txt or a datasets folder)")
+    seen: set[str] = set()
+    unique = []
+    for r in rows:
+        key = normalise(r.text)
+        if key and key not in seen:
+            seen.add(key)
+            unique.append(r)
+    if not unique:
+        raise PromptFileError(f"{path}: no prompts found (the file is empty or every row is blank)")
+    return unique
+
+
+# -- prompt sets in the store ------------------------------------------------------------
+def import_prompt_set(store, path: str | Path, *, name: str | None = None, column: str | None = None) -> tuple["PromptSet", int, int]:
+    """Import a file into the set ``name`` (default: the file's stem), creating it if new.
+    Returns (set, prompts added, prompts already present)."""
+    from .types import PromptSet
+
+    path = Path(path)
+    rows = read_prompt_file(path, column=column)
+    name = name or path.stem
+    existing = store.query("SELECT id, name, source FROM prompt_sets WHERE name = ?", [name])
+    if existing:
+        ps = PromptSet(**existing[0])
+    else:
+        ps = PromptSet(id=hashlib.sha256(name.encode()).hexdigest()[:12], name=name, source=str(path) + (f"#{column}" if column else ""))
+        store.insert("prompt_sets", [{"id": ps.id, "name": ps.name, "source": ps.source}])
+    start = int(store.scalar("SELECT coalesce(max(position) + 1, 0) FROM prompts WHERE set_id = ?", [ps.id]))
+    before = store.count("prompts", "WHERE set_id = ?", [ps.id])
+    new_rows, seen = [], set()
+    for r in rows:
+        pid = prompt_id(ps.id, r.text)
+        if pid not in seen:
+            seen.add(pid)
+            new_rows.append({"id": pid, "set_id": ps.id, "position": start + len(new_rows), "text": r.text, "category": r.category})
+    store.insert("prompts", new_rows)
+    added = store.count("prompts", "WHERE set_id = ?", [ps.id]) - before
+    return ps, added, len(rows) - added
+
+
+def get_prompt_set(store, name: str, *, auto_import_shipped: bool = True):
+    """A prompt set by name; a shipped set (e.g. ``red-team``) is imported on first use."""
+    from .types import PromptSet
+
+    rows = store.query("SELECT id, name, source FROM prompt_sets WHERE name = ?", [name])
+    if rows:
+        return PromptSet(**rows[0])
+    shipped = shipped_prompt_sets()
+    if auto_import_shipped and name in shipped:
+        return import_prompt_set(store, shipped[name], name=name)[0]
+    known = sorted({r["name"] for r in store.query("SELECT name FROM prompt_sets")} | set(shipped))
+    raise KeyError(f"no prompt set named {name!r}; known: {', '.join(known) or 'none'} (import one with `cai prompts import FILE`)")
+
+
+def list_prompt_sets(store) -> list[dict]:
+    return store.query(
+        "SELECT s.name, count(p.id) AS prompts, s.source, s.created_at FROM prompt_sets s "
+        "LEFT JOIN prompts p ON p.set_id = s.id GROUP BY ALL ORDER BY s.name"
+    )
+
+
+def prompts_of(store, set_id: str, *, limit: int | None = None):
+    from .types import Prompt
+
+    sql = "SELECT id, set_id, position, text, category FROM prompts WHERE set_id = ? ORDER BY position"
+    params: list = [set_id]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    return [Prompt(**r) for r in store.query(sql, params)]

@@ -1,0 +1,46 @@
+"""Stage: prompts -> first answers."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..backends.base import Backend, Completion, GenerationParams, Request, chat
+from ..ids import stable_id
+from ..quality import output_flags
+from ..types import Generation, Prompt
+
+__all__ = ["generation_id", "render_answer", "parse_answer", "first_answers"]
+
+
+def generation_id(run_id: str, prompt_id: str) -> str:
+    return stable_id("generation", run_id, prompt_id)
+
+
+def render_answer(prompt: Prompt, params: GenerationParams) -> Request:
+    return Request(chat(("user", prompt.text)), params)
+
+
+def parse_answer(prompt: Prompt, out: Completion, *, run_id: str, backend_id: str, params: GenerationParams) -> Generation:
+    text = out.text.strip()
+    return Generation(
+        id=generation_id(run_id, prompt.id),
+        run_id=run_id,
+        prompt_id=prompt.id,
+        text=text,
+        finish_reason=out.finish_reason,
+        flags=output_flags(text, finish_reason=out.finish_reason, echo_of=(prompt.text,)),
+        model=backend_id,
+        params=params.as_dict(),
+        prompt_tokens=out.prompt_tokens,
+        completion_tokens=out.completion_tokens,
+    )
+
+
+def first_answers(
+    prompts: Sequence[Prompt], backend: Backend, params: GenerationParams, *, run_id: str
+) -> list[tuple[Prompt, Completion, Generation | None]]:
+    """One batched call; failed items come back with ``None`` instead of a record."""
+    outs = backend.generate([render_answer(p, params) for p in prompts])
+    return [
+        (p, o, parse_answer(p, o, run_id=run_id, backend_id=backend.id, params=params) if o.ok else None)
+        for p, o in zip(prompts, outs)
+    ]

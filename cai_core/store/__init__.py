@@ -1,0 +1,3 @@
+from .db import Store, StoreLocked
+
+__all__ = ["Store", "StoreLocked"]
