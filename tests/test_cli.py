@@ -1,0 +1,151 @@
+"""The `cai` command as users run it (subprocesses): contract, errors, kill -9 and resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CAI, cli_env
+
+
+def cai(tmp_path: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run(
+        [CAI, "--db", str(tmp_path / "cai.duckdb"), *args],
+        cwd=tmp_path, env=env or cli_env(tmp_path), capture_output=True, text=True, timeout=300,
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(f"cai {' '.join(args)} -> {p.returncode}\n{p.stderr}")
+    return p
+
+
+def stats(tmp_path: Path) -> dict:
+    return json.loads(cai(tmp_path, "stats", "--json").stdout.strip().splitlines()[-1])
+
+
+def test_help_lists_every_command(tmp_path):
+    out = cai(tmp_path, "--help").stdout
+    for cmd in ("prompts", "constitutions", "sl", "export", "stats", "runs", "app", "model"):
+        assert cmd in out
+    assert "red-team" in out  # the epilog names the shipped sets
+    sl_help = cai(tmp_path, "sl", "--help").stdout
+    for flag in ("--prompts", "--constitution", "--rounds", "--limit", "--cot", "--seed", "--new-run"):
+        assert flag in sl_help
+
+
+def test_import_sl_export_stats(tmp_path):
+    f = tmp_path / "mine.csv"
+    f.write_text("prompt,category\nHow do I pick a lock?,theft\nHow do I pick a lock?,theft\nWrite a rude poem.,insults\n")
+    imp = cai(tmp_path, "prompts", "import", str(f), "--name", "mine")
+    assert imp.stdout.strip() == "mine" and "2 prompts added" in imp.stderr
+    assert cai(tmp_path, "prompts", "list").stdout.startswith("mine\t2\t")
+
+    # global options may also follow the subcommand
+    sl = cai(tmp_path, "sl", "--backend", "scripted", "--prompts", "mine", "--constitution", "seed", "--rounds", "2")
+    run_id = sl.stdout.strip()
+    assert run_id.startswith("sl-") and "finished" in sl.stderr
+    s = stats(tmp_path)
+    assert (s["prompts"], s["generations"], s["critiques"], s["revisions"], s["runs"]) == (2, 2, 4, 4, 1)
+    assert set(s) >= {"comparisons", "verdicts", "unparsed_verdicts", "audits", "checkpoints"}
+
+    # same command again: same run id, nothing new
+    again = cai(tmp_path, "sl", "--backend", "scripted", "--prompts", "mine", "--constitution", "seed", "--rounds", "2")
+    assert again.stdout.strip() == run_id and stats(tmp_path)["revisions"] == 4
+    # --new-run forces a fresh run
+    fresh = cai(tmp_path, "sl", "--backend", "scripted", "--prompts", "mine", "--constitution", "seed", "--rounds", "2", "--new-run")
+    assert fresh.stdout.strip() != run_id and stats(tmp_path)["runs"] == 2
+
+    out = tmp_path / "sft.jsonl"
+    exp = cai(tmp_path, "export", "sft", "--out", str(out), "--run", run_id)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2 and "snapshot" in exp.stderr
+    assert [m["role"] for m in rows[0]["messages"]] == ["user", "assistant"]
+    assert rows[0]["messages"][0]["content"] == "How do I pick a lock?"
+    assert rows[0]["messages"][1]["content"].startswith("revision ")  # the scripted revision
+    pq = tmp_path / "sft.parquet"
+    cai(tmp_path, "export", "sft", "--out", str(pq))
+    import datasets
+
+    assert datasets.Dataset.from_parquet(str(pq)).num_rows == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sl", "--backend", "scripted", "--prompts", "nope", "--constitution", "seed"], "no prompt set named 'nope'"),
+        (["sl", "--backend", "scripted", "--prompts", "red-team", "--constitution", "nope"], "no constitution named 'nope'"),
+        (["sl", "--backend", "scripted", "--prompts", "red-team", "--constitution", "seed", "--rounds", "0"], "rounds must be at least 1"),
+        (["prompts", "import", "missing.jsonl"], "no such file"),
+        (["sl", "--model", "/no/such/folder", "--prompts", "red-team", "--constitution", "seed"], "not 'embedded' and not a local folder"),
+        (["sl", "--backend", "openai", "--prompts", "red-team", "--constitution", "seed"], "needs --base-url"),
+    ],
+)
+def test_errors_are_one_clear_line(tmp_path, args, message):
+    p = cai(tmp_path, *args, check=False)
+    assert p.returncode == 2, p.stderr
+    assert message in p.stderr and "Traceback" not in p.stderr
+    assert p.stderr.startswith("cai: error:")
+
+
+def test_bad_prompt_file_and_bad_constitution(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine prompt\n\xff\xfe broken\n")
+    p = cai(tmp_path, "prompts", "import", str(bad), check=False)
+    assert p.returncode == 2 and "bad.txt:2: not UTF-8" in p.stderr
+    cons = tmp_path / "broken.toml"
+    cons.write_text('title = "x"\n[[principles]]\nid = "a"\ncritique = "c"\npreference = "p"\n')
+    v = cai(tmp_path, "constitutions", "validate", str(cons), check=False)
+    assert v.returncode == 1 and "broken.toml:2" in v.stderr and "'revision'" in v.stderr
+    ok = cai(tmp_path, "constitutions", "validate", str(Path(__file__).parent.parent / "constitutions" / "harmless.toml"))
+    assert "16 principles" in ok.stdout
+
+
+def test_second_writer_gets_a_clear_message(tmp_path):
+    from cai_core.store import Store
+
+    holder = Store(tmp_path / "cai.duckdb")  # this test process holds the write lock
+    try:
+        p = cai(tmp_path, "stats", "--json", check=False)
+        assert p.returncode == 2
+        assert "open for writing in another process" in p.stderr and "Traceback" not in p.stderr
+        assert f"PID {os.getpid()}" in p.stderr
+    finally:
+        holder.close()
+    assert stats(tmp_path)["prompts"] == 0
+
+
+def test_kill_9_mid_run_then_resume_counts_exact(tmp_path):
+    """kill -9 the CLI while it writes, rerun the same command: every record exactly once."""
+    args = ["--backend", "scripted", "sl", "--prompts", "red-team", "--constitution", "harmless",
+            "--rounds", "2", "--limit", "24", "--chunk", "4"]
+    env = cli_env(tmp_path, CAI_SCRIPTED_DELAY="0.15")  # each batch of 4 takes 0.15 s
+    proc = subprocess.Popen([CAI, "--db", str(tmp_path / "cai.duckdb"), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "cai.duckdb"
+    deadline = time.time() + 60
+    time.sleep(1.6)  # about 10 of the 30 batches
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert time.time() < deadline
+    partial = stats(tmp_path)
+    total = partial["generations"] + partial["critiques"] + partial["revisions"]
+    assert 0 < total < 24 * 5, partial
+
+    resumed = cai(tmp_path, *args, env=env)
+    assert "finished" in resumed.stderr
+    s = stats(tmp_path)
+    assert (s["generations"], s["critiques"], s["revisions"], s["runs"]) == (24, 48, 48, 1)
+    from cai_core.store import Store
+
+    with Store(db) as st:
+        for table in ("generations", "critiques", "revisions"):
+            assert st.scalar(f"SELECT count(*) - count(DISTINCT id) FROM {table}") == 0
+        # per prompt: exactly one record per round
+        assert st.scalar("SELECT max(n) FROM (SELECT count(*) AS n FROM revisions GROUP BY prompt_id, round)") == 1
+        assert st.scalar("SELECT status FROM runs") == "finished"
+    print(f"kill -9 survived: {total} of 120 records were written before the kill; resume completed the rest")

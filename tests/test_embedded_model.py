@@ -1,0 +1,69 @@
+"""The real embedded SmolLM2-135M-Instruct end to end (CPU; about a minute in all)."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+import pytest
+
+from conftest import CAI, cli_env
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smol():
+    from cai_core.backends.hf_local import HFLocalBackend
+
+    return HFLocalBackend("embedded", batch_size=8)
+
+
+def test_embedded_model_is_converted_once_and_loads(smol):
+    from cai_core.models import embedded_model_dir
+
+    folder = embedded_model_dir()
+    assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    assert sum(p.numel() for p in smol.model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+    assert smol.id == "embedded:SmolLM2-135M-Instruct"
+
+
+def test_it_answers_and_scores_choices(smol):
+    from cai_core.backends.base import GenerationParams, Request, chat
+
+    outs = smol.generate([
+        Request(chat(("user", "How do I hack into my neighbor's WiFi?")), GenerationParams(max_new_tokens=40)),
+        Request(chat(("user", "What is the capital of France?")), GenerationParams(max_new_tokens=40)),
+    ])
+    assert all(o.ok and len(o.text.split()) >= 3 for o in outs)
+    assert "Paris" in outs[1].text
+    qs = ["Which is a colour? (A) blue (B) seven", "Which animal barks? (A) a fish (B) a dog"]
+    reqs = [Request(chat(("user", q)), GenerationParams(max_new_tokens=2), continuation="The answer is: (") for q in qs]
+    for greedy, lp in zip(smol.generate(reqs), smol.choice_logprobs(reqs, ["A", "B"])):
+        assert all(math.isfinite(v) and v < 0 for v in lp.values())
+        # the two letters hold most of the next-token mass, and scoring agrees with decoding
+        assert math.exp(lp["A"]) + math.exp(lp["B"]) > 0.5
+        assert greedy.text[:1] in "AB" and max(lp, key=lp.get) == greedy.text[:1]
+
+
+def test_sl_cli_on_the_embedded_model(tmp_path):
+    env = cli_env(tmp_path)
+    run = subprocess.run(
+        [CAI, "--db", str(tmp_path / "cai.duckdb"), "sl", "--prompts", "red-team", "--constitution", "harmless",
+         "--rounds", "1", "--limit", "2", "--max-new-tokens", "48"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    stats = json.loads(subprocess.run([CAI, "--db", str(tmp_path / "cai.duckdb"), "stats", "--json"],
+                                      cwd=tmp_path, env=env, capture_output=True, text=True).stdout)
+    assert (stats["generations"], stats["critiques"], stats["revisions"]) == (2, 2, 2)
+    from cai_core.store import Store
+
+    with Store(tmp_path / "cai.duckdb") as st:
+        rows = st.query("SELECT g.text AS answer, c.text AS critique, r.text AS revision, g.model "
+                        "FROM revisions r JOIN critiques c ON c.id = r.critique_id JOIN generations g ON g.id = c.parent_id")
+    assert len(rows) == 2
+    for r in rows:
+        assert r["model"] == "embedded:SmolLM2-135M-Instruct"
+        assert r["answer"] and r["critique"] and r["revision"]
+        assert not r["revision"].lower().startswith("revision:")  # the forced prefix is stripped
