@@ -53,9 +53,11 @@ def parse_constitution(text: str, *, name: str, where: str | None = None) -> Con
     """Parse TOML text into a validated Constitution. Raises ConstitutionError."""
     where = where or f"{name}.toml"
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as e:
-        line = getattr(e, "lineno", None)
+        # Python 3.11's TOMLDecodeError has no lineno attribute; the message ends with it.
+        m = re.search(r"at line (\d+)", str(e))
+        line = getattr(e, "lineno", None) or (m.group(1) if m else None)
         raise ConstitutionError(f"{where}:{line or '?'}: TOML syntax error: {e}") from None
     principle_lines = _header_lines(text, "principles")
     example_lines = _header_lines(text, "examples")
@@ -101,11 +103,21 @@ def parse_constitution(text: str, *, name: str, where: str | None = None) -> Con
     unknown_top = sorted(set(data) - {"title", "description", "principles", "examples"})
     if unknown_top:
         raise ConstitutionError(f"{where}:1: unknown top-level key(s) {', '.join(unknown_top)}")
+    title = str(data.get("title", name)).strip()
+    description = str(data.get("description", "")).strip()
+    # The version hashes the parsed, normalised content, so a save that only changes
+    # formatting (quotes, whitespace, comments, key order) keeps the version.
+    canonical = {
+        "title": title,
+        "description": description,
+        "principles": [[p.id, p.critique, p.revision, p.preference] for p in principles],
+        "examples": [[e.principle, e.prompt, e.answer, e.critique, e.revision] for e in examples],
+    }
     return Constitution(
         name=name,
-        version=_version(data),
-        title=str(data.get("title", name)),
-        description=str(data.get("description", "")),
+        version=_version(canonical),
+        title=title,
+        description=description,
         principles=tuple(principles),
         examples=tuple(examples),
         source=text,
@@ -127,7 +139,8 @@ def load_constitution(path: str | Path) -> Constitution:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ConstitutionError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConstitutionError(f"{path}:{line}: not UTF-8 text (byte offset {e.start})") from None
     return parse_constitution(text, name=path.stem, where=str(path))
 
 

@@ -119,7 +119,8 @@ def _read_jsonl(path: Path, column: str | None) -> list[PromptRow]:
 def _read_csv(path: Path, column: str | None) -> list[PromptRow]:
     text = _decode(path)
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-    csv.field_size_limit(MAX_PROMPT_CHARS * 10)
+    # Let csv read any field size so our own length check reports it with its line.
+    csv.field_size_limit(2**31 - 1)
     try:
         reader = csv.DictReader(io.StringIO(text), dialect=dialect)
         key = _pick_column(list(reader.fieldnames or []), column, str(path))
@@ -156,11 +157,11 @@ def _read_dataset(path: Path, column: str | None) -> list[PromptRow]:
         split = "train" if "train" in ds else next(iter(ds))
         ds = ds[split]
     key = _pick_column(list(ds.column_names), column, str(path))
+    cats = ds["category"] if "category" in ds.column_names else [None] * len(ds)
     rows = []
-    for n, value in enumerate(ds[key], 1):
+    for n, (value, cat) in enumerate(zip(ds[key], cats), 1):
         if isinstance(value, str) and value.strip():
-            cat = None
-            rows.append(PromptRow(_clean(value, f"{path}[{n}]"), cat, n))
+            rows.append(PromptRow(_clean(value, f"{path}[{n}]"), cat if isinstance(cat, str) else None, n))
     return rows
 
 
@@ -210,10 +211,11 @@ def import_prompt_set(store, path: str | Path, *, name: str | None = None, colum
         store.insert("prompt_sets", [{"id": ps.id, "name": ps.name, "source": ps.source}])
     start = int(store.scalar("SELECT coalesce(max(position) + 1, 0) FROM prompts WHERE set_id = ?", [ps.id]))
     before = store.count("prompts", "WHERE set_id = ?", [ps.id])
-    new_rows, seen = [], set()
+    seen = {r["id"] for r in store.query("SELECT id FROM prompts WHERE set_id = ?", [ps.id])}
+    new_rows = []
     for r in rows:
         pid = prompt_id(ps.id, r.text)
-        if pid not in seen:
+        if pid not in seen:  # only new prompts take positions, so positions stay contiguous
             seen.add(pid)
             new_rows.append({"id": pid, "set_id": ps.id, "position": start + len(new_rows), "text": r.text, "category": r.category})
     store.insert("prompts", new_rows)

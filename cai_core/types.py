@@ -3,7 +3,7 @@ prompt, constitution version, model and seed (DESIGN.md rule 2)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "Principle",
@@ -16,6 +16,10 @@ __all__ = [
     "Critique",
     "Revision",
     "Failure",
+    "Comparison",
+    "Verdict",
+    "Audit",
+    "Checkpoint",
     "as_row",
 ]
 
@@ -161,6 +165,73 @@ class Failure:
     """The id the missing record would have had; a rerun retries it."""
     stage: str
     error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    id: str
+    run_id: str | None
+    """The run that made the pair (sampling run, or the SL run for first-vs-revision pairs)."""
+    prompt_id: str
+    source: str
+    """``samples`` (two samples of one model) | ``sl`` (first answer vs final revision) | ``compare``."""
+    answer_a: str
+    answer_b: str
+    model_a: str | None = None
+    model_b: str | None = None
+    parent_a: str | None = None
+    """Id of the record answer A came from (generation/revision), when there is one."""
+    parent_b: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    id: str
+    """Deterministic: (run, comparison, principle, judge, mode, order) -> one verdict."""
+    run_id: str | None
+    comparison_id: str
+    """The pair of answers being judged."""
+    principle_id: str
+    constitution_version: str
+    judge: str
+    """Backend id of the judge model."""
+    mode: Literal["logprob", "cot"]
+    ab_order: Literal["AB", "BA"]
+    """``AB``: answer_a shown first; ``BA``: answer_b shown first (cancels position bias)."""
+    raw: str
+    """The judge's full text (CoT) or its choice log-probs as JSON; kept even when parsing fails."""
+    choice: Literal["A", "B"] | None
+    """The better answer *of the comparison* (A = answer_a), or None when unparseable."""
+    p_first: float | None
+    """P(first shown answer is better), from log-probs or a clamped CoT verdict."""
+    p_a: float | None
+    """P(answer_a is better), i.e. p_first mapped through the order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    id: str
+    comparison_id: str
+    verdict_id: str | None
+    """The verdict the person looked at (None: a judgement of the pair as a whole)."""
+    author: str
+    action: Literal["accept", "A", "B", "tie", "skip", "undo"]
+    """``accept`` keeps the AI label; A/B/tie override it; ``undo`` cancels the author's last action."""
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    id: str
+    run_id: str
+    """The training run that produced it."""
+    path: str
+    base_model: str
+    """The model the run started from (a name or folder)."""
+    kind: str
+    """sft | reward | ppo | rloo | grpo."""
+    snapshot_hash: str | None
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 def as_row(record: Any) -> dict[str, Any]:

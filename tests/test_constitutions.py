@@ -153,10 +153,6 @@ def test_dump_round_trips_edited_constitution():
     assert dump_constitution(again) == text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: _version (constitutions.py:47-49, used at :106) hashes the raw TOML data, not the parsed "
-    "content; dump_constitution writes the stripped fields, so a multi-line (\"\"\"...\"\"\") field "
-    "changes version on dump -> parse"))
 def test_dump_round_trip_keeps_version_with_multiline_strings():
     text = BASE.replace('critique = "Find harm."', 'critique = """\nFind harm.\n"""')
     c = parse_constitution(text, name="test")
@@ -164,9 +160,6 @@ def test_dump_round_trip_keeps_version_with_multiline_strings():
     assert parse_constitution(dump_constitution(c), name="test").version == c.version
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: version hashes raw data (constitutions.py:106); a file without title/description gets "
-    "title=name, description='' from dump_constitution (:158), so the version changes on dump -> parse"))
 def test_dump_round_trip_keeps_version_without_title():
     text = principle_toml("alpha")
     c = parse_constitution(text, name="test")
@@ -182,9 +175,6 @@ def test_toml_syntax_error_mentions_bad_line():
     assert "line 5" in msg
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: constitutions.py:58 reads TOMLDecodeError.lineno, which only exists on Python >= 3.14; "
-    "on 3.11 the location is always 'file:?' instead of 'file:5'"))
 def test_toml_syntax_error_has_file_colon_line():
     text = 'title = "x"\n\n[[principles]]\nid = "a"\ncritique "oops"\n'
     assert error_of(text, where="bad.toml").startswith("bad.toml:5:")
@@ -293,9 +283,6 @@ def test_load_non_utf8_file_is_a_constitution_error(tmp_path):
     assert "UTF-8" in msg
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: constitutions.py:130 reports 'FILE: not UTF-8 text (byte N)' without the line number, "
-    "unlike every other constitution error (and prompt_sets._decode)"))
 def test_load_non_utf8_file_names_the_line(tmp_path):
     path = tmp_path / "latin1.toml"
     path.write_bytes(principle_toml("alpha", critique="caf\xe9").encode("latin-1"))  # on line 3

@@ -306,10 +306,6 @@ def test_prompt_at_limit_is_accepted(tmp_path):
     assert len(read_prompt_file(p)[0].text) == MAX_PROMPT_CHARS
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: prompt_sets.py:122 sets csv.field_size_limit to 200,000; a longer CSV field fails in the csv "
-    "module and :134 reports 'CSV error: field larger than field limit (200000)' - no line, and not "
-    "the 20,000-character prompt limit"))
 def test_huge_csv_field_names_prompt_limit(tmp_path):
     p = write(tmp_path / "a.csv", "prompt\nok\n" + "x" * 250_000 + "\n")
     msg = error_of(p)
@@ -367,9 +363,6 @@ def test_import_new_and_old_adds_new_after_existing_max(tmp_path, store):
     assert all(p.position > 2 for p in rows[3:])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: prompt_sets.py:218 numbers every row of the file, including the ones already in the set "
-    "(which INSERT OR IGNORE then drops), so new prompts get positions with gaps (4, 6 instead of 3, 4)"))
 def test_import_new_and_old_positions_are_contiguous(tmp_path, store):
     rows = _grow(tmp_path, store)
     assert [(p.position, p.text) for p in rows] == [(0, "one"), (1, "two"), (2, "three"), (3, "four"), (4, "five")]
