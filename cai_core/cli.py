@@ -207,7 +207,7 @@ def _dispatch(args, services) -> int:
                 print(f"[{p.id}]\n  critique:   {p.critique}\n  revision:   {p.revision}\n  preference: {p.preference}")
         return 0
     if cmd == "sl":
-        from .sl import SLConfig
+        from .runners.sl import SLConfig
 
         cfg = SLConfig(rounds=args.rounds, cot=args.cot, few_shot=args.few_shot, limit=args.limit, seed=args.seed, chunk=args.chunk)
         for k in ("answer", "critique", "revision"):

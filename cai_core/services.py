@@ -11,7 +11,7 @@ from . import prompt_sets as P
 from .backends import Backend, make_backend
 from .config import Settings
 from .runs import list_runs
-from .sl import Progress, SLConfig, SLResult, run_sl, start_sl_run
+from .runners.sl import Progress, SLConfig, SLResult, run_sl, start_sl_run
 from .snapshots import SFTSnapshot, sft_records, write_records
 from .store import Store
 from .types import Constitution

@@ -101,7 +101,7 @@ def test_sl_stage_runs_on_the_tiny_model(store, tiny_lm):
     """The whole SL stage through the real transformers path (a random model: fast)."""
     from cai_core.constitutions import find_constitution
     from cai_core.prompt_sets import get_prompt_set
-    from cai_core.sl import SLConfig, run_sl, start_sl_run
+    from cai_core.runners.sl import SLConfig, run_sl, start_sl_run
 
     model, tok = tiny_lm
     b = HFLocalBackend.from_objects(model, tok, id="tiny")

@@ -7,7 +7,7 @@ import pytest
 from cai_core.backends.scripted import ScriptedBackend
 from cai_core.constitutions import find_constitution
 from cai_core.prompt_sets import get_prompt_set
-from cai_core.sl import SLConfig, run_sl, start_sl_run
+from cai_core.runners.sl import SLConfig, run_sl, start_sl_run
 
 
 def _run(store, backend, *, cons="harmless", new_run=False, **cfg):

@@ -10,15 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
-from .backends.base import Backend, Completion, GenerationParams
-from .constitutions import draw_principle
-from .ids import stable_id
-from .prompt_sets import prompts_of
-from .runs import find_or_create_run, set_status
-from .stages.generate import first_answers, generation_id
-from .stages.revise import Turn, critique_id, critique_step, revision_id, revision_step
-from .store import Store
-from .types import Constitution, Critique, Prompt, PromptSet, Run, as_row
+from ..backends.base import Backend, Completion, GenerationParams
+from ..constitutions import draw_principle
+from ..ids import stable_id
+from ..prompt_sets import prompts_of
+from ..runs import find_or_create_run, set_status
+from ..stages.generate import first_answers, generation_id
+from ..stages.revise import Turn, critique_id, critique_step, revision_id, revision_step
+from ..store import Store
+from ..types import Constitution, Critique, Prompt, PromptSet, Run, as_row
 
 __all__ = ["SLConfig", "SLResult", "start_sl_run", "run_sl", "Progress"]
 
