@@ -9,7 +9,10 @@ from pathlib import Path
 
 from .store import Store
 
-__all__ = ["SFTSnapshot", "sft_records", "write_records", "sft_dataset"]
+__all__ = [
+    "SFTSnapshot", "sft_records", "write_records", "sft_dataset",
+    "PreferenceSnapshot", "preference_records", "register_snapshot",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +89,65 @@ def sft_dataset(snapshot: SFTSnapshot):
     import datasets
 
     return datasets.Dataset.from_list(snapshot.records)
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceSnapshot:
+    records: list[dict]
+    """TRL preference format: prompt, chosen, rejected, plus p_chosen (soft label), margin,
+    label_source (ai | human) and comparison_id."""
+    content_hash: str
+    overrides: int
+    """How many records carry a human decision (overrides and confirmations)."""
+    skipped: int
+    """Labelled comparisons left out (ties, unparsed, below min_confidence)."""
+
+
+def preference_records(store: Store, *, judge_run_id: str | None = None, source: str | None = None,
+                       min_confidence: float = 0.0) -> PreferenceSnapshot:
+    """Effective labels -> preference pairs. A human decision wins over the AI's; for AI labels
+    the mean P(answer_a better) decides and becomes the soft label p_chosen."""
+    from .audit import effective_labels
+
+    where, params = ("WHERE c.source = ?", [source]) if source else ("", [])
+    rows = store.query(
+        f"SELECT c.id, c.prompt_id, c.answer_a, c.answer_b, p.text AS prompt, p.position FROM comparisons c "
+        f"JOIN prompts p ON p.id = c.prompt_id {where} ORDER BY p.position, c.id", params)
+    labels = effective_labels(store, comparison_ids=[r["id"] for r in rows], judge_run_id=judge_run_id)
+    records, skipped, overrides = [], 0, 0
+    for r in rows:
+        lab = labels.get(r["id"])
+        if lab is None:
+            continue
+        p_a = lab.p_a
+        if lab.source == "ai" and p_a is not None and p_a != 0.5:
+            a_wins = p_a > 0.5
+        elif lab.choice in ("A", "B"):
+            a_wins = lab.choice == "A"
+            p_a = p_a if p_a is not None and p_a != 0.5 else (1.0 if a_wins else 0.0)
+        else:
+            skipped += 1
+            continue
+        p_chosen = p_a if a_wins else 1.0 - p_a
+        if lab.source == "ai" and abs(p_chosen - 0.5) * 2 < min_confidence:
+            skipped += 1
+            continue
+        overrides += lab.source == "human"
+        records.append({
+            "prompt": r["prompt"],
+            "chosen": r["answer_a"] if a_wins else r["answer_b"],
+            "rejected": r["answer_b"] if a_wins else r["answer_a"],
+            "p_chosen": round(float(p_chosen), 6),
+            "margin": round(float(2 * p_chosen - 1), 6),
+            "label_source": lab.source,
+            "comparison_id": r["id"],
+        })
+    body = json.dumps([[x["prompt"], x["chosen"], x["rejected"], x["p_chosen"]] for x in records], ensure_ascii=False)
+    return PreferenceSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16], overrides, skipped)
+
+
+def register_snapshot(store: Store, *, kind: str, content_hash: str, path: str | Path, records: int,
+                      overrides: int = 0, config: dict | None = None) -> None:
+    """Record a written snapshot so training runs can name it (idempotent per hash)."""
+    store.insert("snapshots", [{"hash": content_hash, "kind": kind, "path": str(path), "records": records,
+                                "overrides": overrides, "config": config or {}}])

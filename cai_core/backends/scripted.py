@@ -19,6 +19,8 @@ __all__ = ["ScriptedBackend"]
 
 def _digest(request: Request) -> str:
     body = "\x1e".join(f"{m.role}:{m.content}" for m in request.messages) + "\x1e" + request.continuation
+    if request.params.temperature > 0:  # sampling: the seed picks the "sample"
+        body += f"\x1eseed={request.params.seed}"
     return hashlib.sha256(body.encode()).hexdigest()
 
 

@@ -29,3 +29,16 @@ MIGRATIONS.append((
     CREATE INDEX audits_comparison ON audits (comparison_id, created_at);
     """,
 ))
+
+MIGRATIONS.append((
+    "0003_training_metrics",
+    """
+    CREATE TABLE train_metrics (
+        run_id   VARCHAR NOT NULL,
+        step     INTEGER NOT NULL,
+        time     DOUBLE,
+        metrics  JSON NOT NULL,
+        PRIMARY KEY (run_id, step)
+    );
+    """,
+))

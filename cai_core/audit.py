@@ -1,0 +1,127 @@
+"""Human audits: appended, never updated (DESIGN.md rule 5), and the effective label they
+produce: the latest human decision wins, else the aggregated AI verdict."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+from .store import Store
+from .types import Audit, Verdict
+
+__all__ = [
+    "ACTIONS",
+    "record_audit",
+    "HumanDecision",
+    "human_decisions",
+    "load_verdicts",
+    "EffectiveLabel",
+    "effective_labels",
+]
+
+ACTIONS = ("accept", "A", "B", "tie", "skip", "undo")
+_DECISIVE = ("accept", "A", "B", "tie")
+
+
+def record_audit(store: Store, comparison_id: str, *, author: str, action: str,
+                 reason: str | None = None, verdict_id: str | None = None) -> Audit:
+    """Append one audit action. ``undo`` cancels the author's latest still-standing action."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}; one of {', '.join(ACTIONS)}")
+    if not author or not author.strip():
+        raise ValueError("an audit needs an author")
+    if not store.count("comparisons", "WHERE id = ?", [comparison_id]):
+        raise KeyError(f"no comparison {comparison_id!r}")
+    # Time-ordered ids: the order of actions is the order of their ids, even within a microsecond.
+    audit = Audit(id=f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}", comparison_id=comparison_id,
+                  verdict_id=verdict_id, author=author.strip(), action=action, reason=reason or None)  # type: ignore[arg-type]
+    store.insert("audits", [{"id": audit.id, "comparison_id": comparison_id, "verdict_id": verdict_id,
+                             "author": audit.author, "action": action, "reason": audit.reason}], ignore_existing=False)
+    return audit
+
+
+@dataclass(frozen=True, slots=True)
+class HumanDecision:
+    comparison_id: str
+    action: Literal["accept", "A", "B", "tie"]
+    author: str
+    audit_id: str
+    reason: str | None
+
+
+def _where_ids(column: str, ids: Iterable[str] | None) -> tuple[str, list]:
+    if ids is None:
+        return "", []
+    ids = list(ids)
+    return f"WHERE {column} IN (SELECT unnest(?))", [ids]
+
+
+def human_decisions(store: Store, comparison_ids: Iterable[str] | None = None) -> dict[str, HumanDecision]:
+    """The standing human decision per comparison, after undos; skips decide nothing."""
+    where, params = _where_ids("comparison_id", comparison_ids)
+    rows = store.query(f"SELECT id, comparison_id, author, action, reason FROM audits {where} ORDER BY id", params)
+    stacks: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        stack = stacks.setdefault((r["comparison_id"], r["author"]), [])
+        if r["action"] == "undo":
+            if stack:
+                stack.pop()
+        else:
+            stack.append(r)
+    latest: dict[str, dict] = {}
+    for stack in stacks.values():
+        for r in stack:
+            if r["action"] in _DECISIVE and (r["comparison_id"] not in latest or r["id"] > latest[r["comparison_id"]]["id"]):
+                latest[r["comparison_id"]] = r
+    return {cid: HumanDecision(cid, r["action"], r["author"], r["id"], r["reason"]) for cid, r in latest.items()}
+
+
+def load_verdicts(store: Store, *, comparison_ids: Iterable[str] | None = None, run_id: str | None = None) -> list[Verdict]:
+    clauses, params = [], []
+    if comparison_ids is not None:
+        clauses.append("comparison_id IN (SELECT unnest(?))")
+        params.append(list(comparison_ids))
+    if run_id is not None:
+        clauses.append("run_id = ?")
+        params.append(run_id)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    rows = store.query(
+        "SELECT id, run_id, comparison_id, principle_id, constitution_version, judge, mode, ab_order, raw, "
+        f"choice, p_first, p_a FROM verdicts {where}", params)
+    return [Verdict(**r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveLabel:
+    comparison_id: str
+    choice: Literal["A", "B", "tie"] | None
+    """The label training uses."""
+    p_a: float | None
+    """P(answer_a better): the AI's mean probability, or 1/0/0.5 for a human decision."""
+    source: Literal["human", "ai", "none"]
+    ai_vote: Literal["A", "B", "tie"] | None
+    ai_p_a: float | None
+    human: HumanDecision | None
+
+
+def effective_labels(store: Store, *, comparison_ids: Iterable[str] | None = None,
+                     judge_run_id: str | None = None) -> dict[str, EffectiveLabel]:
+    from .stages.judge import aggregate
+
+    ids = None if comparison_ids is None else list(comparison_ids)
+    ai = aggregate(load_verdicts(store, comparison_ids=ids, run_id=judge_run_id))
+    humans = human_decisions(store, ids)
+    out: dict[str, EffectiveLabel] = {}
+    for cid in set(ai) | set(humans):
+        label, human = ai.get(cid), humans.get(cid)
+        ai_vote = label.vote if label else None
+        ai_p = label.p_a if label else None
+        if human and human.action != "accept":
+            choice, p_a, source = human.action, {"A": 1.0, "B": 0.0, "tie": 0.5}[human.action], "human"
+        elif human:  # accepted: a person confirmed the AI label
+            choice, p_a, source = ai_vote, ai_p, "human"
+        else:
+            choice, p_a, source = ai_vote, ai_p, ("ai" if label else "none")
+        out[cid] = EffectiveLabel(cid, choice, p_a, source, ai_vote, ai_p, human)  # type: ignore[arg-type]
+    return out
