@@ -16,6 +16,12 @@ EPILOG = """examples:
   cai prompts import my_prompts.jsonl --name mine
   cai sl --prompts red-team --constitution harmless --rounds 2 --limit 4
   cai export sft --out sft.jsonl
+  cai train sft --max-steps 20
+  cai pairs --prompts red-team --limit 16 --model sft
+  cai judge --constitution harmless --mode logprob
+  cai export preferences --out prefs.jsonl
+  cai train reward --max-steps 20 && cai train ppo --max-steps 2
+  cai compare --models base,sft,rl --prompts benign
   cai stats --json
   cai app --port 7860
 
@@ -35,7 +41,7 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--api-key-env", default=S, help="name of the environment variable holding the API key (default OPENAI_API_KEY)")
     g.add_argument("--device", default=S, help="cuda | cpu | mps (default: cuda when present)")
     g.add_argument("--batch-size", type=int, default=S, help="local backend batch size (default 16)")
-    g.add_argument("--config", default=S, help="settings file (default ./cai.toml when present)")
+    g.add_argument("--settings", default=S, help="settings file (default ./cai.toml when present)")
     return p
 
 
@@ -86,6 +92,47 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--chunk", type=int, default=16, help="requests per batch and per write (default 16)")
     sl.add_argument("--new-run", action="store_true", help="start a fresh run even if one with these settings exists")
 
+    # RL phase
+    pa = add("pairs", "sample two (or n) answers per prompt from a model -> comparisons to judge")
+    pa.add_argument("--prompts", help="prompt set name (e.g. red-team)")
+    pa.add_argument("--from-sl", metavar="RUN", help="instead: pair an SL run's first answers with their final revisions")
+    pa.add_argument("--n", type=int, default=2, help="samples per prompt (default 2)")
+    pa.add_argument("--limit", type=int, help="use only the first K prompts")
+    pa.add_argument("--seed", type=int, default=0, help="sample k uses seed + k (default 0)")
+    pa.add_argument("--temperature", type=float, default=0.9, help="sampling temperature (default 0.9)")
+    pa.add_argument("--max-new-tokens", type=int, default=128)
+    pa.add_argument("--new-run", action="store_true")
+
+    ju = add("judge", "label comparisons with AI judges (both A/B orders, k principles, several judges)")
+    ju.add_argument("--constitution", default="harmless", help="constitution whose preference questions are asked (default harmless)")
+    ju.add_argument("--mode", choices=["logprob", "cot"], default="logprob", help="log-prob soft labels (default) or chain of thought, clamped")
+    ju.add_argument("--principles", type=int, default=1, help="principles drawn per comparison (default 1)")
+    ju.add_argument("--orders", choices=["both", "AB", "BA"], default="both", help="A/B orders judged (default both)")
+    ju.add_argument("--judges", help="comma-separated judge models (default: --model); 'base', a checkpoint id, a folder")
+    ju.add_argument("--source", choices=["samples", "sl", "compare"], help="only comparisons of this source")
+    ju.add_argument("--pairs-run", help="only comparisons made by this run")
+    ju.add_argument("--limit", type=int, help="judge only the first K comparisons")
+    ju.add_argument("--seed", type=int, default=0)
+    ju.add_argument("--clamp", default="0.4,0.6", help="CoT probability clamp LO,HI (default 0.4,0.6)")
+    ju.add_argument("--new-run", action="store_true")
+
+    tr = add("train", "train SFT / reward / PPO / RLOO / GRPO as a subprocess job (resumes when re-issued)")
+    tr.add_argument("kind", choices=["sft", "reward", "ppo", "rloo", "grpo"])
+    tr.add_argument("--config", dest="train_config", metavar="FILE", help="JSON file of training settings (see cai_core/training)")
+    tr.add_argument("--max-steps", type=int, help="optimiser steps (PPO: iterations)")
+    tr.add_argument("--base", help="model to start from: 'base', a checkpoint id, a folder (default: base for sft/reward, latest SFT for RL)")
+    tr.add_argument("--reward-model", help="RL only: reward checkpoint id or folder (default: latest reward checkpoint)")
+    tr.add_argument("--prompts", help="RL only: prompt set (default red-team)")
+    tr.add_argument("--soft-labels", action="store_true", help="reward only: train on the judge's soft probabilities")
+    tr.add_argument("--lora", action="store_true", help="sft only: LoRA instead of a full fine-tune")
+    tr.add_argument("--num-processes", type=int, default=1, help="data-parallel processes via accelerate launch")
+    tr.add_argument("--new-run", action="store_true")
+    tr.add_argument("--detach", action="store_true", help="start the job and return at once (prints the run id)")
+
+    ck = add("checkpoints", "list trained checkpoints")
+    cks = ck.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cks.add_parser("list", parents=[common], help="id, kind, run, snapshot, path")
+
     runs = add("runs", "list runs")
     runs.add_argument("--kind", help="only runs of this kind (e.g. sl)")
 
@@ -96,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     sft.add_argument("--out", required=True, help=".jsonl, .parquet or .csv")
     sft.add_argument("--run", help="only this run (default: all SL runs)")
     sft.add_argument("--include-flagged", action="store_true", help="keep revisions flagged as empty/repetitive/echo")
+    pref = exs.add_parser("preferences", parents=[common], help="prompt/chosen/rejected (+ p_chosen, margin); human overrides win")
+    pref.add_argument("--out", required=True, help=".jsonl, .parquet or .csv")
+    pref.add_argument("--judge-run", help="only verdicts of this judge run")
+    pref.add_argument("--source", choices=["samples", "sl", "compare"])
+    pref.add_argument("--min-confidence", type=float, default=0.0, help="drop AI labels with |2p-1| below this")
 
     st = add("stats", "counts of every record kind")
     st.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -114,7 +166,7 @@ def _settings(args):
     from .config import load_settings
 
     keys = ("db", "model", "backend", "base_url", "api_key_env", "device", "batch_size")
-    return load_settings(getattr(args, "config", None), **{k: getattr(args, k, None) for k in keys})
+    return load_settings(getattr(args, "settings", None), **{k: getattr(args, k, None) for k in keys})
 
 
 def _progress_bar():
@@ -234,13 +286,29 @@ def _dispatch(args, services) -> int:
         )
         print(result.run.id)
         return 0 if result.status == "finished" else 3
+    if cmd == "pairs":
+        return _pairs(args, services)
+    if cmd == "judge":
+        return _judge(args, services)
+    if cmd == "train":
+        return _train(args, services)
+    if cmd == "checkpoints":
+        for c in services.checkpoints():
+            print(f"{c['id']}\t{c['kind']}\t{c['run_id']}\t{c['snapshot_hash'] or ''}\t{c['path']}")
+        return 0
     if cmd == "runs":
         for r in services.runs(args.kind):
             print(f"{r['id']}\t{r['kind']}\t{r['status']}\t{r['model']}\t{r['created_at']:%Y-%m-%d %H:%M}")
         return 0
     if cmd == "export":
-        path, snap = services.export_sft(args.out, run_id=args.run, include_flagged=args.include_flagged)
-        print(f"{len(snap.records)} records, snapshot {snap.content_hash}", file=sys.stderr)
+        if args.what == "preferences":
+            path, snap = services.export_preferences(args.out, judge_run_id=args.judge_run, source=args.source,
+                                                     min_confidence=args.min_confidence)
+            print(f"{len(snap.records)} preference pairs ({snap.overrides} with a human decision, {snap.skipped} "
+                  f"ties/unparsed skipped), snapshot {snap.content_hash}", file=sys.stderr)
+        else:
+            path, snap = services.export_sft(args.out, run_id=args.run, include_flagged=args.include_flagged)
+            print(f"{len(snap.records)} records, snapshot {snap.content_hash}", file=sys.stderr)
         print(path)
         return 0
     if cmd == "stats":
@@ -252,6 +320,103 @@ def _dispatch(args, services) -> int:
                 print(f"{k:20} {v}")
         return 0
     raise AssertionError(cmd)
+
+
+def _pairs(args, services) -> int:
+    if args.from_sl:
+        n = services.pairs_from_sl(args.from_sl)
+        print(f"{n} comparisons (first answer vs final revision) from {args.from_sl}", file=sys.stderr)
+        print(args.from_sl)
+        return 0
+    if not args.prompts:
+        raise ValueError("give --prompts SET (or --from-sl RUN)")
+    from .backends.base import GenerationParams
+    from .runners.pairs import PairsConfig
+
+    cfg = PairsConfig(n=args.n, limit=args.limit, seed=args.seed, params=GenerationParams(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=0.95, repetition_penalty=1.1))
+    update, close = _progress_bar()
+    try:
+        res = services.pairs(prompts=args.prompts, config=cfg, model=getattr(args, "model", None),
+                             new_run=args.new_run, progress=update)
+    finally:
+        close()
+    print(f"run {res.run.id}: {res.status}; {res.prompts} prompts, {res.comparisons} comparisons"
+          + (f", {res.failed} failed (rerun to retry)" if res.failed else ""), file=sys.stderr)
+    print(res.run.id)
+    return 0 if res.status == "finished" else 3
+
+
+def _judge(args, services) -> int:
+    from .runners.judge import JudgeConfig
+
+    try:
+        lo, hi = (float(x) for x in args.clamp.split(","))
+    except ValueError:
+        raise ValueError("--clamp takes LO,HI, e.g. 0.4,0.6") from None
+    orders = ("AB", "BA") if args.orders == "both" else (args.orders,)
+    cfg = JudgeConfig(mode=args.mode, principles=args.principles, orders=orders, seed=args.seed, clamp=(lo, hi),
+                      source=args.source, pairs_run=args.pairs_run, limit=args.limit)
+    judges = [j.strip() for j in args.judges.split(",")] if args.judges else None
+    update, close = _progress_bar()
+    try:
+        res = services.judge(constitution=args.constitution, config=cfg, judges=judges, new_run=args.new_run, progress=update)
+    except Exception as e:
+        from .backends.base import LogprobsUnsupported
+
+        if isinstance(e, LogprobsUnsupported):
+            raise ValueError(f"{e}; use --mode cot with this judge") from None
+        raise
+    finally:
+        close()
+    print(f"run {res.run.id}: {res.status}; {res.comparisons} comparisons, {res.verdicts} verdicts, "
+          f"{res.unparsed} unparsed (queued for people)", file=sys.stderr)
+    print(res.run.id)
+    return 0 if res.status == "finished" else 3
+
+
+def _train(args, services) -> int:
+    cfg: dict = {}
+    if args.train_config:
+        cfg.update(json.loads(open(args.train_config, encoding="utf-8").read()))
+    if args.max_steps:
+        cfg["max_steps"] = args.max_steps
+    if args.base:
+        cfg["model"] = services.resolve_model_path(args.base)
+    if args.kind in ("ppo", "rloo", "grpo"):
+        if args.reward_model:
+            cfg["reward_model"] = services.resolve_model_path(args.reward_model)
+        if args.prompts:
+            cfg["prompt_set"] = args.prompts
+    if args.soft_labels:
+        cfg["soft_labels"] = True
+    if args.lora:
+        cfg["lora"] = True
+    run, proc, runs_dir = services.start_training(args.kind, config=cfg, new_run=args.new_run,
+                                                  num_processes=args.num_processes)
+    print(f"run {run.id}: folder {runs_dir / run.id}", file=sys.stderr)
+    if args.detach and proc is not None:
+        print(run.id)
+        return 0
+    from .training.jobs import wait
+
+    update, close = _progress_bar()
+    try:
+        state = wait(services.store, run, proc, runs_dir, progress=update)
+    except KeyboardInterrupt:
+        close()
+        services.cancel_training(run.id)
+        if proc is not None:
+            proc.wait(timeout=120)
+        services.training_state(run.id)
+        print("\ncancelled: the job saved a checkpoint; re-issue the command to resume", file=sys.stderr)
+        return 130
+    close()
+    print(f"run {run.id}: {state.status} at step {state.step}"
+          + (f"; checkpoint {state.checkpoint_id}" if state.checkpoint_id else "")
+          + (f"; error: {state.error}" if state.error else ""), file=sys.stderr)
+    print(run.id)
+    return 0 if state.status == "finished" else 3
 
 
 def main(argv: list[str] | None = None) -> int:
