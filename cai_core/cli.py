@@ -129,6 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--new-run", action="store_true")
     tr.add_argument("--detach", action="store_true", help="start the job and return at once (prints the run id)")
 
+    cm = add("compare", "before/after: the same prompts through several models, judged pairwise -> win rates, refusal/evasion")
+    cm.add_argument("--models", required=True, help="comma-separated: base, sft, rl, reward, a checkpoint id, a folder")
+    cm.add_argument("--prompts", required=True, help="held-out prompt set (e.g. benign or red-team)")
+    cm.add_argument("--constitution", default="harmless")
+    cm.add_argument("--judge", help="judge model (default: --model)")
+    cm.add_argument("--mode", choices=["logprob", "cot"], default="logprob")
+    cm.add_argument("--principles", type=int, default=1)
+    cm.add_argument("--limit", type=int, help="only the first K prompts")
+    cm.add_argument("--max-new-tokens", type=int, default=128)
+    cm.add_argument("--seed", type=int, default=0)
+    cm.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
+    cm.add_argument("--new-run", action="store_true")
+
     ck = add("checkpoints", "list trained checkpoints")
     cks = ck.add_subparsers(dest="action", required=True, metavar="ACTION")
     cks.add_parser("list", parents=[common], help="id, kind, run, snapshot, path")
@@ -292,6 +305,24 @@ def _dispatch(args, services) -> int:
         return _judge(args, services)
     if cmd == "train":
         return _train(args, services)
+    if cmd == "compare":
+        from .backends.base import GenerationParams
+        from .runners.compare import CompareConfig
+        from .runners.judge import JudgeConfig
+
+        cfg = CompareConfig(limit=args.limit, seed=args.seed,
+                            params=GenerationParams(max_new_tokens=args.max_new_tokens, repetition_penalty=1.1),
+                            judge=JudgeConfig(mode=args.mode, principles=args.principles, seed=args.seed))
+        update, close = _progress_bar()
+        try:
+            run, report = services.compare(models=[m.strip() for m in args.models.split(",")], prompts=args.prompts,
+                                           constitution=args.constitution, judge=args.judge, config=cfg,
+                                           new_run=args.new_run, progress=update)
+        finally:
+            close()
+        print(json.dumps(report.to_dict()) if args.json else report.to_markdown())
+        print(f"run {run.id}", file=sys.stderr)
+        return 0
     if cmd == "checkpoints":
         for c in services.checkpoints():
             print(f"{c['id']}\t{c['kind']}\t{c['run_id']}\t{c['snapshot_hash'] or ''}\t{c['path']}")

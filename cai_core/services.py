@@ -21,6 +21,7 @@ from .types import Constitution
 
 if TYPE_CHECKING:
     from .runners.judge import JudgeConfig, JudgeResult
+    from .runners.compare import CompareConfig
     from .runners.pairs import PairsConfig, PairsResult
 
 __all__ = ["Services", "STAT_KINDS"]
@@ -166,6 +167,19 @@ class Services:
                           records=len(snap.records), overrides=snap.overrides,
                           config={"judge_run": judge_run_id, "source": source, "min_confidence": min_confidence})
         return path, snap
+
+    def compare(self, *, models: list[str], prompts: str, constitution: str = "harmless", judge: str | None = None,
+                config: "CompareConfig | None" = None, new_run: bool = False, progress: Progress | None = None):
+        """Answers of each model on the same prompts, judged pairwise -> (run, EvalReport)."""
+        from .runners.compare import CompareConfig, run_compare
+
+        loaders = {name: (lambda name=name: self.backend(name)) for name in models}
+        return run_compare(self.store, loaders, self.backend(judge), self.constitution(constitution),
+                           P.get_prompt_set(self.store, prompts), config or CompareConfig(), new_run=new_run,
+                           progress=progress)
+
+    def eval_reports(self) -> list[dict]:
+        return self.store.query("SELECT run_id, judge_run, report, markdown, created_at FROM eval_reports ORDER BY created_at DESC")
 
     # -- training ------------------------------------------------------------------------
     def start_training(self, kind: str, *, config: dict | None = None, new_run: bool = False, num_processes: int = 1):

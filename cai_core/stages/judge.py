@@ -92,7 +92,7 @@ def _other(letter: str) -> Letter:
 # -- text normalisation --------------------------------------------------------------------------
 # Everything the parser matches runs on a *position-preserving* normalisation (same length as
 # the input), so a match found there can be rewritten in the original text by :func:`defang`.
-_ASCII_MAP = str.maketrans({"*": " ", "_": " ", "`": " ", "\u2019": "'", "\u2018": "'"})
+_ASCII_MAP = str.maketrans({"*": " ", "_": " ", "`": " "})
 
 
 def _norm_char(c: str) -> str:
@@ -128,13 +128,14 @@ def _fold(normed: str) -> str:
 # -- verdict statements --------------------------------------------------------------------------
 # A verdict letter: "(A)" / "( b )" in any case; a bare capital "A"/"B" only where it cannot be
 # the article ("Answer: A response that..." is not a verdict); a bare lower-case letter only at
-# the end of a line. Never "[A]": that is what defanging produces.
+# the end of a line; a quoted capital ("A" / 'B'). Never "[A]": that is what defanging produces.
 _TOK = (
     r"(?P<tok>\((?:[ \t]{0,3})(?P<l1>[ABab])(?:[ \t]{0,3})\)"
     r"|(?<![\w\[(])(?-i:(?P<l2>[AB]))(?![\w\]])"
     r"(?=[ \t]*(?:\Z|[\n.,;:!?)\"'\-(]|\u2013|\u2014)"
     r"|[ \t]+(?:is|was|wins|because|since|as|over|than|would|seems|clearly|here|overall)\b)"
-    r"|(?<![\w\[(])(?-i:(?P<l3>[ab]))(?![\w\]])(?=[ \t]*[.!]?[ \t]*(?:\n|\Z)))"
+    r"|(?<![\w\[(])(?-i:(?P<l3>[ab]))(?![\w\]])(?=[ \t]*[.!]?[ \t]*(?:\n|\Z))"
+    r"|[\"'\u201c](?-i:(?P<l4>[AB]))[\"'\u201d])"
 )
 _NOUN = r"(?:(?:option|response|answer|choice|assistant)[ \t]*)?"
 _ADV = r"(?:(?:clearly|definitely|obviously|therefore|thus|simply|probably|most\s+likely)\s+)?"
@@ -180,7 +181,7 @@ _TIE = [
 # weak: a preference that is not phrased as the final answer; used only when no strong one exists
 _WEAK = [
     re.compile(
-        r"\b(?:i\s+(?:would\s+|'d\s+|will\s+|'ll\s+)?(?:choose|pick|prefer|select|go\s+with|vote\s+for|opt\s+for)"
+        r"\b(?:i(?:\s+would|'d|\s+will|'ll)?\s+(?:choose|pick|prefer|select|go\s+with|vote\s+for|opt\s+for)"
         r"|i\s+(?:would\s+|'d\s+)?rather\s+have)\s+" + _NOUN + _TOK,
         re.IGNORECASE,
     ),
@@ -222,6 +223,8 @@ _TURN = re.compile(r"\n[ \t]*(?:Human|User|H|Q|Question|###\s*\w+)[ \t]*:|<\|[a-
 
 _QUOTE_MIN = 24
 """A verdict statement inside a verbatim copy this long (of a quoted source) is not the judge's."""
+_MAX_CHECKS = 64
+"""At most this many statements (from the end) are examined before giving up with None."""
 _LOOKBACK = 200
 _QUOTE_OPEN = "\u201c\u201e\u00ab"
 _QUOTE_CLOSE = "\u201d\u00bb"
@@ -242,7 +245,7 @@ class _Cand:
 
 
 def _letter_of(m: re.Match) -> tuple[Letter, int, int] | None:
-    for g in ("l1", "l2", "l3"):
+    for g in ("l1", "l2", "l3", "l4"):
         v = m.group(g)
         if v:
             return v.upper(), m.start("tok"), m.end("tok")  # type: ignore[return-value]
@@ -295,9 +298,7 @@ def _is_ambiguous(t: str, c: _Cand) -> bool:
         letter = (m.group("l1") or m.group("l2")).upper()
         if letter != c.letter and not _CONTRAST_BEFORE.search(t[max(c.tok_end, m.start() - 40) : m.start()]):
             return True
-    head = t[max(0, c.start - 40) : c.start] if c.start < c.tok_start else ""
-    head = head + t[c.start : c.tok_start]
-    return bool(_ALT_BEFORE.search(head))
+    return bool(_ALT_BEFORE.search(t[max(0, c.tok_start - 60) : c.tok_start]))
 
 
 def _extends_to(a: str, i: int, j: int, b: str, bi: int, limit: int) -> int:
@@ -315,29 +316,47 @@ def _extends_to(a: str, i: int, j: int, b: str, bi: int, limit: int) -> int:
 def _quoted_span(t: str, pos: int) -> tuple[int, int] | None:
     """The span inside quotation marks (on the same line) that contains ``pos``, if any."""
     line_start = t.rfind("\n", max(0, pos - 2000), pos) + 1
+    before = t[line_start:pos]
     open_at = -1
-    for k in range(line_start, pos):
-        ch = t[k]
-        if ch == '"':
-            open_at = -1 if open_at >= 0 else k
-        elif ch in _QUOTE_OPEN:
-            open_at = k
-        elif ch in _QUOTE_CLOSE:
-            open_at = -1
+    if before.count('"') % 2:  # an odd number of straight quotes: the last one is open
+        open_at = before.rfind('"')
+    fancy_open = max(before.rfind(ch) for ch in _QUOTE_OPEN)
+    if fancy_open > max(before.rfind(ch) for ch in _QUOTE_CLOSE):
+        open_at = max(open_at, fancy_open)
     if open_at < 0:
         return None
     line_end = t.find("\n", pos)
     line_end = len(t) if line_end < 0 else line_end
-    close = len(t)
+    close = line_end
     for ch in '"' + _QUOTE_CLOSE:
         k = t.find(ch, pos, line_end)
         if k >= 0:
             close = min(close, k)
-    return open_at + 1, min(close, line_end)
+    return line_start + open_at + 1, close
 
 
-def _is_quoted(folded: str, c: _Cand, sources: Sequence[str]) -> bool:
-    if not sources or c.letter is None and c.end - c.start < 4:
+def _in_quotation(t: str, folded: str, c: _Cand, sources: Sequence[str]) -> bool:
+    """The statement sits inside quotation marks and is a quotation: either the quoted
+    segment occurs in a source, or the line has prose outside the quotes
+    ('Response B says "the answer is (B)"'). A line that is nothing but the quoted verdict
+    (a judge copying the requested format with its quotes) is the judge's own."""
+    span = _quoted_span(t, c.start)
+    if span is None:
+        return False
+    seg = folded[span[0] : span[1]].strip(" .,;:!?'")
+    if seg and any(seg in s for s in sources):
+        return True
+    line_start = t.rfind("\n", 0, span[0]) + 1
+    line_end = t.find("\n", span[1])
+    line_end = len(t) if line_end < 0 else line_end
+    outside = t[line_start : max(line_start, span[0] - 1)] + t[min(line_end, span[1] + 1) : line_end]
+    return any(ch.isalnum() for ch in outside)
+
+
+def _copied(folded: str, c: _Cand, sources: Sequence[str]) -> bool:
+    """The statement lies inside a verbatim copy (>= _QUOTE_MIN characters, and at least 8
+    more than the statement itself) of one of the sources."""
+    if not sources:
         return False
     core = folded[c.start : max(c.end, c.tok_end)]
     if not core.strip():
@@ -351,11 +370,6 @@ def _is_quoted(folded: str, c: _Cand, sources: Sequence[str]) -> bool:
                 return True
             hits += 1
             k = s.find(core, k + 1)
-    span = _quoted_span(folded, c.start)
-    if span is not None:
-        seg = folded[span[0] : span[1]].strip(" .,;:!?'")
-        if len(seg) >= len(core.strip()) and any(seg in s for s in sources):
-            return True
     return False
 
 
@@ -375,18 +389,26 @@ def _decide(text: str, sources: Sequence[str] = ()) -> Letter | None:
     alone = {c.letter for c in cands if c.line_alone}
     if len(alone) > 1:
         cands = [c for c in cands if not c.line_alone]
-    folded = _fold(t) if sources else ""
-    folded_sources = [_fold(_norm(s)) for s in sources if s] if sources else []
-
-    def usable(c: _Cand) -> bool:
-        return not _is_question_or_hedged(t, c) and not _is_quoted(folded, c, folded_sources)
+    folded = _fold(t)
+    folded_sources = [_fold(_norm(s)) for s in sources if s]
+    budget = _MAX_CHECKS  # bounds the work on adversarial input; running out gives None
 
     for strong in (True, False):
         for c in reversed(cands):
-            if c.strong is strong and usable(c):
-                if c.letter is None or _is_ambiguous(t, c):
-                    return None
-                return c.letter
+            if c.strong is not strong:
+                continue
+            budget -= 1
+            if budget < 0:
+                return None
+            if (
+                _is_question_or_hedged(t, c)
+                or _in_quotation(t, folded, c, folded_sources)
+                or _copied(folded, c, folded_sources)
+            ):
+                continue
+            if c.letter is None or _is_ambiguous(t, c):
+                return None
+            return c.letter
     return None
 
 
@@ -399,11 +421,14 @@ def parse_cot_verdict(text: str, *, quoted: Sequence[str] = ()) -> Letter | None
     "I cannot decide") and *weak* ones ("Option B is better", "I prefer A"). The LAST usable
     strong statement decides; weak ones count only when there is no strong one. A statement
     is not usable when it is hedged or negated ("I don't think the answer is (A)", "if the
-    answer is (A)"), a question, or copied from ``quoted`` (the request the judge saw: a
-    verbatim stretch of >= 24 characters around it, or a quotation-marked segment, occurs in
-    one of those texts). The deciding statement gives None when it is a tie or names both
-    letters ("(A) or (B)"; "(A) is better than (B)" and "(A), not (B)" are fine). Letters in
-    square brackets ("[B]", what :func:`defang` writes) never count. Anything else: None.
+    answer is (A)"), a question, a quotation (inside quotation marks with other prose on its
+    line: 'Response B says "the answer is (B)"'), or copied from ``quoted`` (the request the
+    judge saw: a verbatim stretch of >= 24 characters around it, or its quotation-marked
+    segment, occurs in one of those texts). Text after the judge starts a new conversation
+    turn ("Human:") following its first verdict is ignored. The deciding statement gives None
+    when it is a tie or names both letters ("(A) or (B)"; "(A) is better than (B)" and
+    "(A), not (B)" are fine). Letters in square brackets ("[B]", what :func:`defang` writes)
+    never count. Anything else: None.
     """
     try:
         if not isinstance(text, str) or not text.strip():
@@ -416,7 +441,7 @@ def parse_cot_verdict(text: str, *, quoted: Sequence[str] = ()) -> Letter | None
 
 # -- defanging untrusted text --------------------------------------------------------------------
 _PAREN_LETTER = re.compile(r"\((?:[ \t]{0,3})([ABab])(?:[ \t]{0,3})\)")
-_TAG = re.compile(r"<(?=[ \t]*/?[ \t]*(?:response|conversation)\b)", re.IGNORECASE)
+_TAG = re.compile(r"<(?=[ \t]*/?[ \t]*(?:response|conversation))", re.IGNORECASE)
 
 
 def defang(text: str) -> str:
@@ -427,8 +452,9 @@ def defang(text: str) -> str:
        ``（Ａ）`` -- becomes the letter in square brackets: ``[A]``, ``[b]``;
     2. every remaining letter that :func:`parse_cot_verdict` would read as a verdict
        ("The answer is B", "Option B is better", "I choose A", a line holding only "B") is
-       put in square brackets too ("The answer is [B]"), repeated until the parser finds
-       no verdict in the text;
+       put in square brackets too ("The answer is [B]"; a quoted letter loses its quotes:
+       "The answer is 'B'" -> "The answer is [B]"), repeated until the parser finds no
+       verdict in the text;
     3. a ``<`` that opens a ``response``/``conversation`` tag (``</response_B>``) becomes
        ``‹`` (U+2039), so an answer cannot close its own block early.
 
@@ -454,7 +480,7 @@ def defang(text: str) -> str:
         for a, b in spans:
             if prev is not None and b > prev:  # overlapping spans: the later one is already done
                 continue
-            letter = t[a:b].strip(" \t()")
+            letter = next((ch for ch in t[a:b] if ch in "ABab"), t[a:b])
             chars[a:b] = ["[", letter, "]"]
             prev = a
         out = "".join(chars)
