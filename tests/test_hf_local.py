@@ -112,3 +112,11 @@ def test_sl_stage_runs_on_the_tiny_model(store, tiny_lm):
     res = run_sl(store, b, c, run, cfg)
     assert (res.status, res.generations, res.critiques, res.revisions) == ("finished", 3, 3, 3)
     assert store.scalar("SELECT count(DISTINCT model) FROM revisions") == 1
+
+
+def test_single_token_fast_path_matches_the_general_path(backend):
+    reqs = [Request(chat(("user", p)), continuation="The answer is: (") for p in PROMPTS]
+    fast = backend.choice_logprobs(reqs, ["A", "B"])  # one forward per prompt
+    general = backend.choice_logprobs(reqs, ["A", "B", "A) yes"])  # one forward per (prompt, choice)
+    for f, g in zip(fast, general):
+        assert f["A"] == pytest.approx(g["A"], abs=1e-4) and f["B"] == pytest.approx(g["B"], abs=1e-4)

@@ -163,8 +163,21 @@ class HFLocalBackend:
         """Sum of token log-probs of each choice string right after the rendered prompt."""
         prompts = self._encode([self.render(r) for r in requests])
         choice_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
-        items = [(ri, ci) for ri in range(len(requests)) for ci in range(len(choices))]
         scores: list[dict[str, float]] = [{} for _ in requests]
+        if all(len(ids) == 1 for ids in choice_ids):
+            # Single-token choices (the judge's "A"/"B"): one forward pass per prompt, read the
+            # next-token distribution — half the work of scoring each choice separately.
+            order = sorted(range(len(requests)), key=lambda i: len(prompts[i]), reverse=True)
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                ids, mask = self._left_pad([prompts[i] for i in chunk])
+                with torch.inference_mode():
+                    logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1].float()
+                logp = torch.log_softmax(logits, dim=-1)
+                for row, i in enumerate(chunk):
+                    scores[i] = {c: logp[row, cid[0]].item() for c, cid in zip(choices, choice_ids)}
+            return scores
+        items = [(ri, ci) for ri in range(len(requests)) for ci in range(len(choices))]
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
             seqs = [prompts[ri] + choice_ids[ci] for ri, ci in chunk]

@@ -30,7 +30,7 @@ class JudgeConfig:
     seed: int = 0
     clamp: tuple[float, float] = (0.4, 0.6)
     """CoT verdict probabilities, as in the paper."""
-    params: GenerationParams = field(default_factory=lambda: GenerationParams(max_new_tokens=192))
+    params: GenerationParams = field(default_factory=lambda: GenerationParams(max_new_tokens=192, repetition_penalty=1.1))
     """Decoding for CoT judging (logprob mode generates nothing)."""
     source: str | None = None
     """Only comparisons of this source (samples | sl | compare)."""
