@@ -77,6 +77,11 @@ class JobConfig:
     logging_steps: int = field(default=1, metadata={"help": "Write a metrics row every N steps."})
     snapshot_hash: str | None = field(default=None, metadata={"help": "Content hash of the data snapshot (recorded only)."})
     device: str = field(default="auto", metadata={"help": "'auto' (cuda if available, else cpu), 'cpu' or 'cuda'."})
+    num_threads: int = field(
+        default=0,
+        metadata={"help": "torch CPU threads (0 = torch's default). Keep threads <= free cores: on a "
+                          "busy 2-core machine one thread can be several times faster than two."},
+    )
     gradient_checkpointing: bool = field(
         default=False,
         metadata={"help": "Recompute activations in backward (saves memory, ~20% slower; off on CPU)."},
@@ -90,6 +95,8 @@ class JobConfig:
             raise ValueError("per_device_batch_size and gradient_accumulation_steps must be >= 1")
         if self.save_steps < 1 or self.logging_steps < 1:
             raise ValueError("save_steps and logging_steps must be >= 1")
+        if self.num_threads < 0:
+            raise ValueError("num_threads must be >= 0")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {self.device!r}")
 
@@ -144,8 +151,8 @@ def build_parser(cls: type[JobConfig], prog: str | None = None) -> argparse.Argu
         flag = "--" + f.name.replace("_", "-")
         base, _ = _field_type(hints[f.name])
         default = "required" if f.default is dataclasses.MISSING else f"default: {f.default!r}"
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
-                              "help": f"{f.metadata.get('help', '')} ({default})"}
+        text = f"{f.metadata.get('help', '')} ({default})".replace("%", "%%")  # argparse formats help with %
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": text}
         if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif typing.get_origin(base) is Literal:
@@ -224,9 +231,10 @@ def trainer_arguments(cfg: JobConfig) -> dict[str, Any]:
         bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
         fp16=False,
         # TRL defaults this to True; on CPU memory is not the constraint, time is.
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5 name of gradient_checkpointing
         disable_tqdm=True,  # progress bars are noise in a log file; PrinterCallback prints each log
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every trainable weight gets a gradient; skip DDP's graph walk
     )
 
 
@@ -334,6 +342,24 @@ class RunFiles:
         tmp.write_text(json.dumps(obj, indent=1, default=str))
         os.replace(tmp, path)  # atomic: a reader sees the old or the new file, never half of one
 
+    def rewind_metrics(self, step: int) -> None:
+        """Keep rows up to `step` (a resumed run redoes later steps: a crash after the last
+        checkpoint must not leave duplicate steps) and remember their latest values."""
+        if not self.main or not self.metrics_path.is_file():
+            return
+        kept = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+                kept.append(line)
+                self.last_metrics.update({k: v for k, v in row.items() if k not in ("step", "time")})
+        tmp = self.metrics_path.with_name(f".metrics.jsonl.{os.getpid()}.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, self.metrics_path)
+
     def read_json(self, path: Path) -> dict | None:
         try:
             return json.loads(path.read_text())
@@ -362,7 +388,7 @@ class RunFiles:
             "final_path": str(self.final_path.resolve()) if final else None,
             "base_model": config.get("model"), "snapshot_hash": config.get("snapshot_hash"),
             "steps": int(steps), "config": config, "last_metrics": dict(self.last_metrics),
-            "error": error, **extra,
+            "error": error, "world_size": world_size(), **extra,
         })
 
 
@@ -379,15 +405,16 @@ def cancel_requested() -> bool:
     return _CANCEL.is_set()
 
 
-def install_sigterm_handler() -> None:
-    """SIGTERM -> stop at the next step end, checkpoint, status 'cancelled'."""
+def install_sigterm_handler() -> Any:
+    """SIGTERM -> stop at the next step end, checkpoint, status 'cancelled'. Returns the old handler."""
     _CANCEL.clear()
 
     def _handler(signum, frame):
         _CANCEL.set()
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _handler)
+        return signal.signal(signal.SIGTERM, _handler)
+    return None
 
 
 def _agreed_cancel(device: Any) -> bool:
@@ -478,24 +505,40 @@ class Job:
 def run_job(cfg: JobConfig, kind: str, build: Callable[[JobConfig, Path | None], Job]) -> int:
     """The shared lifecycle: no-op if finished, resume, train, final/, result.json, SIGTERM, errors."""
     run = RunFiles(cfg.output_dir, kind, cfg.max_steps, main=is_main_process())
-    config = dataclasses.asdict(cfg)
     previous = run.read_json(run.result_path)
     if previous and previous.get("status") == "finished":
         print(f"{kind}: {run.dir} already finished; nothing to do.", file=sys.stderr)
         return 0
-    install_sigterm_handler()
+    previous_handler = install_sigterm_handler()
+    try:
+        return _run(cfg, kind, build, run)
+    finally:
+        # main() may run in-process (tests, notebooks): give SIGTERM back to its owner.
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _run(cfg: JobConfig, kind: str, build: Callable[[JobConfig, Path | None], Job], run: RunFiles) -> int:
+    config = dataclasses.asdict(cfg)
     ckpt = latest_checkpoint(run.dir)
     step = checkpoint_step(ckpt)
+    run.rewind_metrics(step)
     if run.main:
         # A stale result (cancelled / failed) must not make the app think this attempt is over.
         run.result_path.unlink(missing_ok=True)
     run.write_status("running", step, resumed_from=ckpt.name if ckpt else None)
     callback = None
     try:
+        import torch
+        from transformers import set_seed
+
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        set_seed(cfg.seed)  # model heads initialised at load time (the reward `score`) are seeded too
         job = build(cfg, ckpt)
+        extra = {"resumed_from": ckpt.name if ckpt else None, **job.status_extra}
         callback = make_callback(run, step_offset=job.step_offset,
-                                 raise_after_cancel_save=job.raise_after_cancel_save,
-                                 status_extra={"resumed_from": ckpt.name if ckpt else None, **job.status_extra})
+                                 raise_after_cancel_save=job.raise_after_cancel_save, status_extra=extra)
         job.trainer.add_callback(callback)
         if cancel_requested():
             raise TrainingCancelled()  # SIGTERM while loading: nothing trained, nothing to save
@@ -508,8 +551,8 @@ def run_job(cfg: JobConfig, kind: str, build: Callable[[JobConfig, Path | None],
         steps = job.trainer.state.global_step + job.step_offset
         job.save_final(run.final_path)
         run.write_result("finished", steps=steps, config=config, final=True,
-                         train_summary=callback.summary, **job.status_extra)
-        run.write_status("finished", steps, **job.status_extra)
+                         train_summary=callback.summary, **extra)
+        run.write_status("finished", steps, **extra)
         return 0
     except TrainingCancelled:
         steps = callback.step if callback is not None else step

@@ -92,11 +92,11 @@ def launch(store: Store, *, kind: str, config: dict, runs_dir: str | Path, base_
     module = TRAIN_MODULES[kind]
     if num_processes > 1:
         accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
-        cmd = [accelerate, "launch", "--num_processes", str(num_processes), "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no"]
-        if not _has_cuda():
-            cmd.append("--cpu")
-        cmd += ["-m", module, "--config", str(run_dir / "config.json")]
+        # --multi_gpu is accelerate's data-parallel launcher (torchrun); without a GPU its
+        # workers train on the CPU over gloo. (`--cpu` would start one process only.)
+        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(num_processes), "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", module, "--config", str(run_dir / "config.json")]
     else:
         cmd = [sys.executable, "-m", module, "--config", str(run_dir / "config.json")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -108,15 +108,6 @@ def launch(store: Store, *, kind: str, config: dict, runs_dir: str | Path, base_
     (run_dir / "launcher.json").write_text(json.dumps({"pid": proc.pid, "cmd": cmd, "started": time.time()}))
     set_status(store, run.id, "running")
     return run, proc
-
-
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:
-        return False
 
 
 def job_state(run_dir: Path, run: Run) -> JobState:
