@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--judge", help="judge model (default: --model)")
     cm.add_argument("--mode", choices=["logprob", "cot"], default="logprob")
     cm.add_argument("--principles", type=int, default=1)
-    cm.add_argument("--limit", type=int, help="only the first K prompts")
+    cm.add_argument("--limit", type=int, help="only K prompts")
+    cm.add_argument("--offset", type=int, default=0, help="skip the set's first N prompts (hold out training prompts)")
     cm.add_argument("--max-new-tokens", type=int, default=128)
     cm.add_argument("--seed", type=int, default=0)
     cm.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
@@ -310,7 +311,7 @@ def _dispatch(args, services) -> int:
         from .runners.compare import CompareConfig
         from .runners.judge import JudgeConfig
 
-        cfg = CompareConfig(limit=args.limit, seed=args.seed,
+        cfg = CompareConfig(limit=args.limit, offset=args.offset, seed=args.seed,
                             params=GenerationParams(max_new_tokens=args.max_new_tokens, repetition_penalty=1.1),
                             judge=JudgeConfig(mode=args.mode, principles=args.principles, seed=args.seed))
         update, close = _progress_bar()

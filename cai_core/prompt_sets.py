@@ -244,12 +244,13 @@ def list_prompt_sets(store) -> list[dict]:
     )
 
 
-def prompts_of(store, set_id: str, *, limit: int | None = None):
+def prompts_of(store, set_id: str, *, limit: int | None = None, offset: int = 0):
+    """The set's prompts in order; ``offset`` skips the first ones (e.g. to hold out the
+    prompts a model was trained on)."""
     from .types import Prompt
 
     sql = "SELECT id, set_id, position, text, category FROM prompts WHERE set_id = ? ORDER BY position"
     params: list = [set_id]
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
+    sql += " LIMIT ? OFFSET ?"
+    params += [int(limit) if limit is not None else 2**62, int(offset)]
     return [Prompt(**r) for r in store.query(sql, params)]

@@ -23,6 +23,8 @@ __all__ = ["CompareConfig", "run_compare"]
 @dataclass(frozen=True, slots=True)
 class CompareConfig:
     limit: int | None = None
+    offset: int = 0
+    """Skip the set's first prompts (hold out what the models were trained on)."""
     seed: int = 0
     params: GenerationParams = field(default_factory=lambda: GenerationParams(max_new_tokens=128, repetition_penalty=1.1))
     """Greedy by default, so every model is judged on its most likely answer."""
@@ -47,11 +49,11 @@ def run_compare(
     run, _ = find_or_create_run(
         store, kind="compare", model=",".join(names), seed=config.seed, new=new_run, prompt_set_id=prompt_set.id,
         constitution_version=constitution.version,
-        config={"models": names, "prompt_set": prompt_set.id, "limit": config.limit, "params": config.params.as_dict(),
+        config={"models": names, "prompt_set": prompt_set.id, "limit": config.limit, "offset": config.offset, "params": config.params.as_dict(),
                 "judge": judge_backend.id, "mode": config.judge.mode, "principles": config.judge.principles},
     )
     set_status(store, run.id, "running")
-    prompts = prompts_of(store, prompt_set.id, limit=config.limit)
+    prompts = prompts_of(store, prompt_set.id, limit=config.limit, offset=config.offset)
     params = config.params if config.params.seed is not None else replace(config.params, seed=config.seed)
     answers: dict[str, dict[str, str]] = {}
     total, done = len(prompts) * len(names), 0

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -149,7 +149,7 @@ def ingest(store: Store, run_id: str, runs_dir: str | Path) -> JobState:
         }])
     if state.status != "running":
         set_status(store, run_id, state.status, state.error)
-    return JobState(**{**state.__dict__, "checkpoint_id": ckpt_id}) if ckpt_id else state
+    return replace(state, checkpoint_id=ckpt_id) if ckpt_id else state
 
 
 def cancel(run_dir: str | Path) -> bool:
@@ -175,5 +175,5 @@ def wait(store: Store, run: Run, proc: subprocess.Popen | None, runs_dir: str | 
     state = ingest(store, run.id, runs_dir)
     if proc is not None and proc.returncode not in (0, None) and state.status in ("running", "interrupted"):
         set_status(store, run.id, "failed", f"exit code {proc.returncode}; see {Path(state.run_dir) / 'log.txt'}")
-        state = JobState(**{**state.__dict__, "status": "failed", "error": f"exit code {proc.returncode}"})
+        state = replace(state, status="failed", error=f"exit code {proc.returncode}")
     return state

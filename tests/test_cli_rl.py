@@ -1,0 +1,70 @@
+"""The RL-phase commands as users run them: pairs, judge, export preferences, train,
+checkpoints, compare (scripted backend for generation; a tiny model folder for training)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from test_cli import cai, stats
+
+
+def test_pairs_judge_export(tmp_path):
+    run = cai(tmp_path, "--backend", "scripted", "pairs", "--prompts", "red-team", "--limit", "5").stdout.strip()
+    assert run.startswith("pairs-")
+    j = cai(tmp_path, "--backend", "scripted", "judge", "--principles", "2")
+    assert j.stdout.strip().startswith("judge-") and "20 verdicts" in j.stderr
+    s = stats(tmp_path)
+    assert (s["comparisons"], s["verdicts"], s["unparsed_verdicts"]) == (5, 20, 0)
+    out = tmp_path / "prefs.jsonl"
+    e = cai(tmp_path, "export", "preferences", "--out", str(out))
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert rows and set(rows[0]) >= {"prompt", "chosen", "rejected", "p_chosen", "margin", "label_source"}
+    assert "snapshot" in e.stderr
+    csv_out = tmp_path / "prefs.csv"
+    cai(tmp_path, "export", "preferences", "--out", str(csv_out))
+    assert csv_out.read_text().startswith("prompt,chosen,rejected,p_chosen")
+
+
+def test_judge_cot_counts_unparsed(tmp_path):
+    cai(tmp_path, "--backend", "scripted", "pairs", "--prompts", "red-team", "--limit", "3")
+    j = cai(tmp_path, "--backend", "scripted", "judge", "--mode", "cot", "--orders", "AB")
+    assert "3 unparsed" in j.stderr  # the scripted judge never states a verdict
+    assert stats(tmp_path)["unparsed_verdicts"] == 3
+
+
+def test_bad_rl_arguments(tmp_path):
+    p = cai(tmp_path, "--backend", "scripted", "judge", "--clamp", "x", check=False)
+    assert p.returncode == 2 and "--clamp takes LO,HI" in p.stderr
+    p = cai(tmp_path, "--backend", "scripted", "pairs", "--prompts", "red-team", "--n", "1", check=False)
+    assert p.returncode == 2 and "--n must be at least 2" in p.stderr
+    p = cai(tmp_path, "train", "reward", check=False)
+    assert p.returncode == 2 and "no labelled comparisons" in p.stderr
+    p = cai(tmp_path, "--backend", "scripted", "compare", "--models", "base", "--prompts", "benign", check=False)
+    assert p.returncode == 2 and "at least two models" in p.stderr
+
+
+def test_train_sft_from_the_cli_then_list_checkpoints(tmp_path, tiny_lm):
+    model, tok = tiny_lm
+    folder = tmp_path / "tiny"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    cai(tmp_path, "--backend", "scripted", "sl", "--prompts", "red-team", "--constitution", "seed", "--rounds", "1", "--limit", "4")
+    cfg = tmp_path / "train.json"
+    cfg.write_text(json.dumps({"per_device_batch_size": 2, "save_steps": 100, "num_threads": 1}))
+    t = cai(tmp_path, "train", "sft", "--base", str(folder), "--max-steps", "2", "--config", str(cfg))
+    run_id = t.stdout.strip()
+    assert run_id.startswith("train-sft-") and "finished at step 2" in t.stderr
+    listed = cai(tmp_path, "checkpoints", "list").stdout.strip().split("\t")
+    assert listed[1] == "sft" and listed[2] == run_id and (tmp_path / "runs" / run_id / "final").is_dir()
+    assert stats(tmp_path)["checkpoints"] == 1
+
+
+def test_compare_two_models(tmp_path):
+    out = cai(tmp_path, "--backend", "scripted", "compare", "--models", "base,other", "--prompts", "red-team",
+              "--offset", "80", "--limit", "4", "--mode", "cot", "--json")
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["prompts"] == 4 and report["models"] == ["base", "other"]
+    assert {(w["model"], w["opponent"]) for w in report["win_rates"]} == {("base", "other"), ("other", "base")}
+    s = stats(tmp_path)
+    assert s["comparisons"] == 4 and s["verdicts"] == 8
