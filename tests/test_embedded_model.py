@@ -67,3 +67,27 @@ def test_sl_cli_on_the_embedded_model(tmp_path):
         assert r["model"] == "embedded:SmolLM2-135M-Instruct"
         assert r["answer"] and r["critique"] and r["revision"]
         assert not r["revision"].lower().startswith("revision:")  # the forced prefix is stripped
+
+
+def test_judge_and_pairs_on_the_embedded_model(smol, store):
+    """Sampling pairs and log-prob judging through the real model."""
+    from cai_core.constitutions import find_constitution
+    from cai_core.prompt_sets import get_prompt_set
+    from cai_core.runners.judge import JudgeConfig, run_judge, start_judge_run
+    from cai_core.runners.pairs import PairsConfig, run_pairs, start_pairs_run
+    from cai_core.backends.base import GenerationParams
+
+    cfg = PairsConfig(limit=2, params=GenerationParams(max_new_tokens=24, temperature=0.9, top_p=0.95))
+    prun, _ = start_pairs_run(store, smol, get_prompt_set(store, "red-team"), cfg)
+    res = run_pairs(store, smol, prun, cfg)
+    assert res.comparisons == 2
+    assert all(r["answer_a"] != r["answer_b"] for r in store.query("SELECT answer_a, answer_b FROM comparisons"))
+    cons = find_constitution("harmless")
+    jcfg = JudgeConfig(principles=2)
+    jrun, _ = start_judge_run(store, [smol], cons, jcfg)
+    out = run_judge(store, [smol], cons, jrun, jcfg)
+    assert (out.verdicts, out.unparsed) == (8, 0)
+    for v in store.query("SELECT ab_order, p_first, p_a, choice FROM verdicts"):
+        assert 0 < v["p_first"] < 1
+        assert v["p_a"] == pytest.approx(v["p_first"] if v["ab_order"] == "AB" else 1 - v["p_first"])
+        assert v["choice"] == ("A" if v["p_a"] > 0.5 else "B")
