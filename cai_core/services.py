@@ -86,12 +86,12 @@ class Services:
     # -- SL phase ------------------------------------------------------------------------
     def sl(
         self, *, prompts: str, constitution: str, config: SLConfig, new_run: bool = False,
-        progress: Progress | None = None, should_stop=None,
+        progress: Progress | None = None, should_stop=None, model: str | None = None,
     ) -> SLResult:
         """Start or resume the SL run these settings define; a finished run is left as is."""
         cons = self.constitution(constitution)
         pset = P.get_prompt_set(self.store, prompts)
-        backend = self.backend()
+        backend = self.backend(model)
         run, created = start_sl_run(self.store, backend, cons, pset, config, new_run=new_run)
         if run.status == "finished" and not created:
             counts = {t: self.store.count(t, "WHERE run_id = ?", [run.id]) for t in ("generations", "critiques", "revisions")}
