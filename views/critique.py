@@ -57,7 +57,9 @@ def build(services) -> None:
 
     def refresh_runs():
         ids = run_ids()
-        return gr.update(choices=ids, value=ids[0] if ids else None)
+        run_id = ids[0] if ids else None
+        rows, prompt_update = list_prompts(run_id, "", False)
+        return gr.update(choices=ids, value=run_id), rows, prompt_update
 
     with gr.Tab("Critique → Revision"):
         with gr.Row():
@@ -71,8 +73,8 @@ def build(services) -> None:
         prompt = gr.Dropdown([], label="Prompt")
         chain = gr.HTML("<div>Choose a run and a prompt.</div>", label="Critique → revision chain")
 
-        refresh.click(refresh_runs, [], [run], api_name="critique_runs")
+        refresh.click(refresh_runs, [], [run, prompts, prompt], api_name="critique_runs")
         list_btn.click(list_prompts, [run, principle, flagged], [prompts, prompt], api_name="critique_prompts")
         run.change(list_prompts, [run, principle, flagged], [prompts, prompt], api_name="critique_run_select")
         prompt.change(show, [run, prompt], [chain], api_name="critique_chain")
-    return refresh_runs, [run]
+    return refresh_runs, [run, prompts, prompt]
