@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
 
-.PHONY: setup app test test-fast clean
+.PHONY: setup browser app test test-fast clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,14 @@ $(STAMP): pyproject.toml Makefile
 app: setup
 	$(BIN)/python app.py
 
-test: setup
+# Browser tests drive Debian's Chromium with Playwright (Playwright's own browser download is
+# not reachable here). Installed with apt when missing; needs root, as on CI.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
