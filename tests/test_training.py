@@ -162,7 +162,7 @@ def test_kinds_and_default_config_are_jsonable():
 
 
 def test_config_file_then_flags(tmp_path):
-    from cai_core.training.common import parse_config
+    from cai_core.training.jobconfig import parse_config
     from cai_core.training.rl import RLJobConfig
     from cai_core.training.sft import SFTJobConfig
 
@@ -186,7 +186,7 @@ def test_help_lists_every_field(module):
     import dataclasses
     import importlib
 
-    from cai_core.training.common import build_parser
+    from cai_core.training.jobconfig import build_parser
 
     mod = importlib.import_module(module)
     text = build_parser(mod.CONFIG_CLASS).format_help()
@@ -419,13 +419,13 @@ def test_ppo_cancel_then_restart_from_policy_checkpoint(tiny, reward_run):
                  prompts=tiny / "prompts.jsonl", output_dir=out, num_ppo_epochs=1,
                  **dict(RL, max_steps=6, save_steps=1000))
 
-    from cai_core.training import common
+    from cai_core.training import cancel
 
     def cancel_soon():
         # What the SIGTERM handler does (the SFT test sends a real signal to a subprocess); a real
         # signal here could outlive main()'s handler and kill pytest.
         _wait_for(lambda: _has_metrics(out), 120, "the first PPO metrics row")
-        common._CANCEL.set()
+        cancel._CANCEL.set()
 
     t = threading.Thread(target=cancel_soon, daemon=True)
     t.start()

@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .common import Job, JobConfig, parse_config, read_jsonl, resolve_model_path, run_job, trainer_arguments
+from .common import Job, read_jsonl, resolve_model_path, run_job, trainer_arguments
+from .jobconfig import JobConfig, parse_config
 
 __all__ = ["RewardJobConfig", "soft_preference_loss", "main"]
 

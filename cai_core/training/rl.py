@@ -39,15 +39,14 @@ from typing import Literal
 
 from .common import (
     Job,
-    JobConfig,
     checkpoint_step,
-    parse_config,
     read_jsonl,
     resolve_model_path,
     run_job,
     trainer_arguments,
     world_size,
 )
+from .jobconfig import JobConfig, parse_config
 
 __all__ = ["RLJobConfig", "main"]
 
