@@ -129,7 +129,9 @@ class AppServices(Services):
                 raise RuntimeError(state.error or "training failed; see the log")
             return run.id
 
-        return self.jobs.submit("train", f"train {kind}", work)
+        job_id = self.jobs.submit("train", f"train {kind}", work)
+        self.jobs.get(job_id).run_id = run.id  # known before the worker starts: the UI shows it at once
+        return job_id
 
     def training_log(self, run_id: str, lines: int = 40) -> str:
         path = Path(self.settings.runs_dir).resolve() / run_id / "log.txt"
