@@ -215,6 +215,12 @@ class AppServices(Services):
 
         return audit_queue(self.store, **kw)
 
+    def standing_audits(self, *, author: str | None = None) -> list[dict]:
+        """Audit actions still standing after undos, oldest first."""
+        from .audit_queue import standing_audits
+
+        return standing_audits(self.store, author=author)
+
     def agreement(self, **kw):
         from .agreement import agreement
 

@@ -58,7 +58,11 @@ def parse_constitution(text: str, *, name: str, where: str | None = None) -> Con
         # Python 3.11's TOMLDecodeError has no lineno attribute; the message ends with it.
         m = re.search(r"at line (\d+)", str(e))
         line = getattr(e, "lineno", None) or (m.group(1) if m else None)
+        if line is None and "end of document" in str(e):
+            line = text.count("\n") + 1  # an unfinished last line (editors often drop the final newline)
         raise ConstitutionError(f"{where}:{line or '?'}: TOML syntax error: {e}") from None
+    except RecursionError:  # tomllib recurses per nesting level; a hostile file can exhaust the stack
+        raise ConstitutionError(f"{where}:?: TOML syntax error: arrays or tables nested too deeply") from None
     principle_lines = _header_lines(text, "principles")
     example_lines = _header_lines(text, "examples")
 

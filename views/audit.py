@@ -63,12 +63,12 @@ def build(services) -> None:
             raise gr.Error("no comparison on screen: press Next")
         try:
             if action == "undo":
-                last = services.store.query(
-                    "SELECT comparison_id FROM audits WHERE author = ? AND action != 'undo' ORDER BY id DESC LIMIT 1", [who])
-                if not last:
+                standing = services.standing_audits(author=who)  # already-undone actions are not undone twice
+                if not standing:
                     raise gr.Error("nothing to undo")
-                services.record_audit(last[0]["comparison_id"], author=who, action="undo")
-                status = f"undid your last action on {last[0]['comparison_id']}"
+                last = standing[-1]["comparison_id"]
+                services.record_audit(last, author=who, action="undo")
+                status = f"undid your last action on {last}"
             else:
                 services.record_audit(cid, author=who, action=action, reason=(reason or "").strip() or None)
                 status = f"recorded {action} on {cid}"

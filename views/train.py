@@ -39,6 +39,7 @@ def build(services) -> None:
 
     def poll(job_id, run_id):
         view = services.job_view(job_id) if job_id else None
+        run_id = run_id or (view or {}).get("run_id")  # launch returns before the job names its run
         metrics = services.metrics(run_id) if run_id else []
         log = services.training_log(run_id) if run_id else ""
         runs, ckpts = train_runs()

@@ -115,7 +115,9 @@ def build(cfg: SFTJobConfig, checkpoint: Path | None) -> Job:
         else:
             trainer.save_model(str(dest))  # handles DDP / FSDP / DeepSpeed gathering; saves the tokenizer
 
-    return Job(trainer=trainer, save_final=save_final, resume=True if checkpoint else None)
+    # The complete checkpoint run_job found, not True: the Trainer's own search takes the
+    # highest-numbered folder, even one a crash left half-written (no trainer_state.json).
+    return Job(trainer=trainer, save_final=save_final, resume=str(checkpoint) if checkpoint else None)
 
 
 def main(argv: list[str] | None = None) -> int:
