@@ -23,7 +23,8 @@ CSS = """
 
 
 def build_app(services: AppServices) -> gr.Blocks:
-    with gr.Blocks(title="Constitution Lab") as demo:
+    # No analytics: the app must not call home (nor wait on a network it may not have).
+    with gr.Blocks(title="Constitution Lab", analytics_enabled=False) as demo:
         gr.Markdown("# Constitution Lab\nConstitutional AI end to end — every AI judgement auditable.")
         loaders = [
             constitutions.build(services),

@@ -30,6 +30,7 @@ MAX_PROMPT_CHARS = 20_000
 """Longer 'prompts' are almost always a broken file (a missing newline, a binary blob)."""
 _CANDIDATE_COLUMNS = ("prompt", "text", "question", "instruction", "input", "query")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a lone UTF-16 half (a JSON "\\ud800" escape): not encodable text
 
 
 class PromptFileError(ValueError):
@@ -60,6 +61,8 @@ def shipped_prompt_sets() -> dict[str, Path]:
 
 def _clean(text: str, where: str) -> str:
     text = _CONTROL.sub("", text).strip()  # NUL and other control bytes never reach the store
+    if _SURROGATE.search(text):
+        raise PromptFileError(f"{where}: invalid text (a lone surrogate escape such as \\ud800); fix that line")
     if len(text) > MAX_PROMPT_CHARS:
         raise PromptFileError(f"{where}: prompt is {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
     return text
@@ -102,6 +105,8 @@ def _read_jsonl(path: Path, column: str | None) -> list[PromptRow]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise PromptFileError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        except RecursionError:  # json recurses per nesting level; a hostile line can exhaust the stack
+            raise PromptFileError(f"{path}:{n}: not valid JSON (nested too deeply)") from None
         if isinstance(obj, str):
             rows.append(PromptRow(_clean(obj, f"{path}:{n}"), None, n))
             continue

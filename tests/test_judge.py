@@ -405,8 +405,19 @@ def test_logprob_mode_with_scripted_backend_is_deterministic():
         assert v.choice == ("A" if v.p_a > 0.5 else "B")
 
 
+def test_all_nan_logprobs_are_a_backend_failure_not_a_verdict():
+    from cai_core.backends.base import FailedScores
+
+    for lp, reason in (({"A": math.nan, "B": math.nan}, 'no log-probs: the request failed {"A": "nan", "B": "nan"}'),
+                       (FailedScores(["A", "B"], "HTTP 500 after 5 attempts"), "HTTP 500 after 5 attempts")):
+        backend = FixedLogprobs(lp)
+        backend.choice_logprobs = lambda reqs, choices, lp=lp: [lp for _ in reqs]  # keep FailedScores as is
+        for v in run(backend, mode="logprob"):
+            assert v.choice is None and v.p_first is None
+            assert v.raw == BACKEND_ERROR_PREFIX + reason
+
+
 @pytest.mark.parametrize("lp, raw", [
-    ({"A": math.nan, "B": math.nan}, {"A": "nan", "B": "nan"}),
     ({"A": -math.inf, "B": -math.inf}, {"A": "-inf", "B": "-inf"}),
     ({"A": -1.0, "B": -1.0}, {"A": -1.0, "B": -1.0}),
     ({"B": -1.0}, {"A": None, "B": -1.0}),

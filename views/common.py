@@ -24,8 +24,16 @@ def fmt_p(p: float | None) -> str:
     return "" if p is None else f"{p:.2f}"
 
 
+def _cell(v):
+    if v is None:
+        return ""
+    if hasattr(v, "isoformat"):  # timestamps: the Dataframe cannot serialise datetime objects
+        return v.isoformat(sep=" ", timespec="seconds")
+    return v
+
+
 def table(rows: list[dict], columns: list[str]) -> list[list]:
-    return [[("" if r.get(c) is None else r.get(c)) for c in columns] for r in rows]
+    return [[_cell(r.get(c)) for c in columns] for r in rows]
 
 
 def job_panel_html(view: dict | None) -> str:

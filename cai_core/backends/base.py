@@ -15,6 +15,7 @@ __all__ = [
     "Completion",
     "Backend",
     "LogprobsUnsupported",
+    "FailedScores",
     "chat",
 ]
 
@@ -87,6 +88,15 @@ class Completion:
         return self.finish_reason != "error"
 
 
+class FailedScores(dict):
+    """What ``choice_logprobs`` returns for an item that failed for good: NaN for every
+    choice (still a ``dict[str, float]``), carrying the reason in ``error``."""
+
+    def __init__(self, choices: Sequence[str], error: str) -> None:
+        super().__init__({c: float("nan") for c in choices})
+        self.error = error
+
+
 class LogprobsUnsupported(RuntimeError):
     """The backend (or the server behind it) cannot score choice strings."""
 
@@ -105,5 +115,6 @@ class Backend(Protocol):
         self, requests: Sequence[Request], choices: Sequence[str]
     ) -> list[dict[str, float]]:
         """For each request, log P(choice | rendered prompt + continuation) per choice.
-        Raises :class:`LogprobsUnsupported` when the backend cannot score."""
+        An item that failed for good comes back with NaN for every choice (never raises for
+        one item). Raises :class:`LogprobsUnsupported` when the backend cannot score."""
         ...

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence, TypeVar
 
 import httpx
 
-from .base import Completion, LogprobsUnsupported, Request
+from .base import Completion, FailedScores, LogprobsUnsupported, Request
 
 __all__ = ["OpenAIBackend"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -125,7 +128,9 @@ class OpenAIBackend:
         except Exception as e:  # a per-item bug must not take down the batch
             return Completion(text="", finish_reason="error", error=self._scrub(type(e).__name__))
         choice = body["choices"][0]
-        text: str = choice["message"]["content"]
+        # A lone surrogate ("\ud800" in the JSON) is not text: it could be neither stored nor
+        # sent back in the next request, so it becomes U+FFFD here.
+        text: str = _SURROGATE.sub("\ufffd", choice["message"]["content"])
         # Some servers echo the forced prefix back, others return only what follows it.
         if req.continuation and text.startswith(req.continuation):
             text = text[len(req.continuation):]
@@ -145,8 +150,8 @@ class OpenAIBackend:
         payload.update(logprobs=True, top_logprobs=_TOP_LOGPROBS)
         try:
             top = self._post(payload, self._parse_top_logprobs)
-        except _RequestFailed:
-            return {c: math.nan for c in choices}
+        except _RequestFailed as e:
+            return FailedScores(choices, str(e))
         scores: dict[str, float] = {}
         for c in choices:
             # Tokenisers differ on whether the leading space is part of the token.

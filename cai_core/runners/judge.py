@@ -10,11 +10,9 @@ from typing import Callable, Literal, Sequence
 from ..backends.base import Backend, GenerationParams
 from ..ids import stable_id
 from ..runs import find_or_create_run, set_status
-from ..stages.judge import draw_principles, judge
+from ..stages.judge import BACKEND_ERROR_PREFIX, draw_principles, judge
 from ..store import Store
 from ..types import Comparison, Constitution, Run, as_row
-
-BACKEND_ERROR = "[backend error]"
 
 __all__ = ["JudgeConfig", "JudgeResult", "start_judge_run", "run_judge", "select_comparisons"]
 
@@ -115,10 +113,10 @@ def run_judge(store: Store, judges: Sequence[Backend], constitution: Constitutio
                              constitution_version=constitution.version, run_id=run.id, params=config.params,
                              clamp=config.clamp)
             # A backend failure is not a verdict: record it and leave the slot empty so a rerun retries it.
-            failed = [v for v in verdicts if v.raw.startswith(BACKEND_ERROR)]
-            store.insert("verdicts", [as_row(v) for v in verdicts if not v.raw.startswith(BACKEND_ERROR)])
+            failed = [v for v in verdicts if v.raw.startswith(BACKEND_ERROR_PREFIX)]
+            store.insert("verdicts", [as_row(v) for v in verdicts if not v.raw.startswith(BACKEND_ERROR_PREFIX)])
             store.insert("failures", [{"id": stable_id("failure", v.id, time.time_ns()), "run_id": run.id, "item": v.id,
-                                       "stage": "judge", "error": v.raw[len(BACKEND_ERROR):].strip() or "backend error"}
+                                       "stage": "judge", "error": v.raw[len(BACKEND_ERROR_PREFIX):].strip() or "backend error"}
                                       for v in failed])
             done += len(chunk)
             if progress:

@@ -602,6 +602,11 @@ def verdict_from_logprobs(
     p_a = _p_a(p_first, order)
     choice: Letter | None = None if p_a is None or p_a == 0.5 else ("A" if p_a > 0.5 else "B")
     raw = json.dumps({k: _json_number(lp.get(k)) if isinstance(lp, Mapping) else None for k in ("A", "B")})
+    values = list(lp.values()) if isinstance(lp, Mapping) else []
+    if values and all(isinstance(v, float) and math.isnan(v) for v in values):
+        # The protocol's mark of a request that failed for good (all NaN): a backend failure,
+        # not a judgement, so the runner records it and a rerun retries it.
+        raw = BACKEND_ERROR_PREFIX + (getattr(lp, "error", None) or f"no log-probs: the request failed {raw}")
     return Verdict(
         id=verdict_id(run_id, comparison.id, principle.id, judge_id, "logprob", order),
         run_id=run_id,

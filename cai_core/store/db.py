@@ -130,8 +130,15 @@ class Store:
         return int(self.scalar(f"SELECT count(*) FROM {table} {where}", params))
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _encode(value: Any) -> Any:
     # JSON columns take dicts as JSON text; lists stay lists (VARCHAR[] columns).
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
+    if isinstance(value, str) and _SURROGATE.search(value):
+        # A lone surrogate (e.g. a server's JSON "\ud800") is not UTF-8 and DuckDB refuses the
+        # whole batch; keep the rest of the text, with U+FFFD in its place.
+        return _SURROGATE.sub("\ufffd", value)
     return value
