@@ -172,8 +172,7 @@ def test_api_keys_reach_the_server_and_nowhere_else(tmp_path, tiny_lm):
                 r = h.get(client.base + path)
                 assert r.status_code == 200, path
                 pages.append(r.text)
-            # (not load_train / load_constitutions: they fail on timestamps, see the xfail test below)
-            for api in ("load_overview", "load_critique", "load_preferences", "load_audit",
+            for api in ("load_overview", "load_critique", "load_preferences", "load_audit", "load_train", "load_constitutions",
                         "critique_runs", "overview_refresh", "compare_report"):
                 pages.append(client.call(api, []))
             pages.append(client.call("preferences_list", ["all", "", "", ""]))
