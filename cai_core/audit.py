@@ -14,6 +14,7 @@ __all__ = [
     "ACTIONS",
     "record_audit",
     "HumanDecision",
+    "standing_audits",
     "human_decisions",
     "load_verdicts",
     "EffectiveLabel",
@@ -50,17 +51,20 @@ class HumanDecision:
     reason: str | None
 
 
-def _where_ids(column: str, ids: Iterable[str] | None) -> tuple[str, list]:
-    if ids is None:
-        return "", []
-    ids = list(ids)
-    return f"WHERE {column} IN (SELECT unnest(?))", [ids]
-
-
-def human_decisions(store: Store, comparison_ids: Iterable[str] | None = None) -> dict[str, HumanDecision]:
-    """The standing human decision per comparison, after undos; skips decide nothing."""
-    where, params = _where_ids("comparison_id", comparison_ids)
-    rows = store.query(f"SELECT id, comparison_id, author, action, reason FROM audits {where} ORDER BY id", params)
+def standing_audits(store: Store, *, author: str | None = None,
+                    comparison_ids: Iterable[str] | None = None) -> list[dict]:
+    """Audit rows still standing after undos (skips included), in action order: replaying the
+    log, ``undo`` pops the author's latest standing action on that comparison."""
+    clauses, params = [], []
+    if author is not None:
+        clauses.append("author = ?")
+        params.append(author)
+    if comparison_ids is not None:
+        clauses.append("comparison_id IN (SELECT unnest(?))")
+        params.append(list(comparison_ids))
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    rows = store.query(
+        f"SELECT id, comparison_id, author, action, reason, created_at FROM audits {where} ORDER BY id", params)
     stacks: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         stack = stacks.setdefault((r["comparison_id"], r["author"]), [])
@@ -69,11 +73,15 @@ def human_decisions(store: Store, comparison_ids: Iterable[str] | None = None) -
                 stack.pop()
         else:
             stack.append(r)
+    return sorted((r for stack in stacks.values() for r in stack), key=lambda r: r["id"])
+
+
+def human_decisions(store: Store, comparison_ids: Iterable[str] | None = None) -> dict[str, HumanDecision]:
+    """The standing human decision per comparison, after undos; skips decide nothing."""
     latest: dict[str, dict] = {}
-    for stack in stacks.values():
-        for r in stack:
-            if r["action"] in _DECISIVE and (r["comparison_id"] not in latest or r["id"] > latest[r["comparison_id"]]["id"]):
-                latest[r["comparison_id"]] = r
+    for r in standing_audits(store, comparison_ids=comparison_ids):  # in id order: the last one wins
+        if r["action"] in _DECISIVE:
+            latest[r["comparison_id"]] = r
     return {cid: HumanDecision(cid, r["action"], r["author"], r["id"], r["reason"]) for cid, r in latest.items()}
 
 

@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .audit import human_decisions
+from .audit import human_decisions, standing_audits
 from .store import Store
 
 __all__ = [
@@ -67,27 +67,6 @@ class QueueItem:
     human_action: str | None = None
     """The standing human decision (anyone's: accept/A/B/tie), if any; shown with include_audited."""
     human_author: str | None = None
-
-
-def standing_audits(store: Store, *, author: str | None = None) -> list[dict[str, Any]]:
-    """Audit rows still standing after undos (skips included), in action order.
-
-    The same replay as :func:`cai_core.audit.human_decisions` (``undo`` pops the author's
-    latest standing action on that comparison), but it keeps every author's standing
-    actions instead of only the latest decision per comparison.
-    """
-    where, params = ("WHERE author = ?", [author]) if author is not None else ("", [])
-    rows = store.query(
-        f"SELECT id, comparison_id, author, action, reason, created_at FROM audits {where} ORDER BY id", params)
-    stacks: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        stack = stacks.setdefault((r["comparison_id"], r["author"]), [])
-        if r["action"] == "undo":
-            if stack:
-                stack.pop()
-        else:
-            stack.append(r)
-    return sorted((r for stack in stacks.values() for r in stack), key=lambda r: r["id"])
 
 
 # Per-comparison AI label in SQL, mirroring cai_core.stages.judge.aggregate (the tests check
