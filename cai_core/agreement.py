@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Literal
 
 from .audit import HumanDecision, human_decisions
-from .audit_queue import standing_audits
+from .audit_queue import cached, standing_audits
 from .stages.judge import Label, aggregate
 from .store import Store
 from .types import Verdict
@@ -54,17 +54,20 @@ def cohen_kappa(pairs: Iterable[tuple[str, str]]) -> float | None:
     or p_e == 1 (both raters always used the same single category, so there is no
     variation to agree on beyond chance).
     """
-    n = 0
-    agree = 0
-    left: Counter[str] = Counter()
-    right: Counter[str] = Counter()
-    for a, b in pairs:
-        n += 1
-        agree += a == b
-        left[a] += 1
-        right[b] += 1
+    return _kappa(Counter(pairs))
+
+
+def _kappa(counts: Counter) -> float | None:
+    """:func:`cohen_kappa` from a Counter of (a, b) pairs (the same arithmetic, on counts)."""
+    n = sum(counts.values())
     if n == 0:
         return None
+    agree = sum(c for (a, b), c in counts.items() if a == b)
+    left: Counter[str] = Counter()
+    right: Counter[str] = Counter()
+    for (a, b), c in counts.items():
+        left[a] += c
+        right[b] += c
     p_o = agree / n
     p_e = sum(left[k] * right[k] for k in left) / (n * n)
     if math.isclose(p_e, 1.0, rel_tol=0, abs_tol=1e-12):
@@ -195,12 +198,14 @@ def _human_labels(decisions: dict[str, HumanDecision], labels: dict[str, Label])
     return out, missing
 
 
-def _rows(pairs_by_key: dict[str, list[tuple[str, str]]]) -> tuple[AgreementRow, ...]:
+def _rows(pairs_by_key: dict[str, Counter]) -> tuple[AgreementRow, ...]:
+    """Rows from (ai choice, human label) pair counts per key."""
     rows = []
     for key in sorted(pairs_by_key):
-        pairs = pairs_by_key[key]
-        agree = sum(a == b for a, b in pairs)
-        rows.append(AgreementRow(key, len(pairs), agree, agree / len(pairs) if pairs else None, cohen_kappa(pairs)))
+        counts = pairs_by_key[key]
+        n = sum(counts.values())
+        agree = sum(c for (a, b), c in counts.items() if a == b)
+        rows.append(AgreementRow(key, n, agree, agree / n if n else None, _kappa(counts)))
     return tuple(rows)
 
 
@@ -233,24 +238,40 @@ def agreement(store: Store, *, judge_run_id: str | None = None, bins: int = 5) -
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
     decisions = human_decisions(store)
-    verdicts = _load(store, judge_run_id, sorted(decisions))
-    labels = aggregate(verdicts)
-    human, missing = _human_labels(decisions, labels)
+    # The audited comparisons' verdicts and AI labels, kept per data version (verdicts are
+    # append-only): an audit click adds one comparison to load, not the whole set again.
+    # Per audited comparison: its AI label and its parsed verdicts counted by (principle,
+    # choice) and (judge, choice), kept per data version (verdicts are append-only): an audit
+    # click adds one comparison to load, not the whole set again.
+    memo: dict[str, tuple[Label | None, Counter, Counter]] = cached(store, ("agreement_verdicts", judge_run_id), dict)
+    todo = [cid for cid in sorted(decisions) if cid not in memo]
+    if todo:
+        loaded = _load(store, judge_run_id, todo)
+        by_cid: dict[str, list[Verdict]] = defaultdict(list)
+        for v in loaded:
+            by_cid[v.comparison_id].append(v)
+        new_labels = aggregate(loaded)
+        for cid in todo:
+            vs = [v for v in by_cid.get(cid, []) if v.choice is not None]
+            memo[cid] = (new_labels.get(cid), Counter((v.principle_id, v.choice) for v in vs),
+                         Counter((v.judge, v.choice) for v in vs))
+    labels = {cid: memo[cid][0] for cid in decisions if memo[cid][0] is not None}
+    human, missing = _human_labels(decisions, labels)  # type: ignore[arg-type]
 
     pairs = [(labels[cid].vote, h) for cid, h in sorted(human.items())]
     agree = sum(a == b for a, b in pairs)
     confusion = Counter(pairs)
 
-    by_principle: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    by_judge: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for v in verdicts:
-        h = human.get(v.comparison_id)
-        if h is None or v.choice is None:
-            continue
-        by_principle[v.principle_id].append((v.choice, h))
-        by_judge[v.judge].append((v.choice, h))
+    by_principle: dict[str, Counter] = defaultdict(Counter)
+    by_judge: dict[str, Counter] = defaultdict(Counter)
+    for cid, h in human.items():
+        _, per_principle, per_judge = memo[cid]
+        for (key, choice), c in per_principle.items():
+            by_principle[key][(choice, h)] += c
+        for (key, choice), c in per_judge.items():
+            by_judge[key][(choice, h)] += c
 
-    overall = store.query(_OVERALL_SQL, {"run": judge_run_id})[0]
+    overall = cached(store, ("agreement_overall", judge_run_id), lambda: store.query(_OVERALL_SQL, {"run": judge_run_id})[0])
     paired, flips, parsed = int(overall["paired"]), int(overall["flips"]), int(overall["parsed"])
     return AgreementReport(
         judge_run_id=judge_run_id,
@@ -287,9 +308,9 @@ def label_counts_over_time(store: Store, bucket: Literal["minute", "hour", "day"
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, not {bucket!r}")
     where, params = ("WHERE run_id = ?", [judge_run_id]) if judge_run_id is not None else ("", [])
-    ai = store.query(
+    ai = cached(store, ("label_counts_ai", bucket, judge_run_id), lambda: store.query(
         "SELECT date_trunc(?, created_at) AS time, coalesce(choice, 'unparsed') AS label, count(*) AS count "
-        f"FROM verdicts {where} GROUP BY ALL", [bucket, *params])
+        f"FROM verdicts {where} GROUP BY ALL", [bucket, *params]))
     standing = [r["id"] for r in standing_audits(store) if r["action"] in ("accept", "A", "B", "tie")]
     human = store.query(
         "SELECT date_trunc(?, created_at) AS time, action AS label, count(*) AS count "

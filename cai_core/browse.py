@@ -89,49 +89,90 @@ def comparisons_page(store: Store, *, filter: str = "all", principle: str | None
                      source: str | None = None, low: float = 0.2, limit: int = 100, offset: int = 0) -> list[dict]:
     """Comparisons with their aggregated AI label and audit state, filtered as the
     Preferences tab offers: disagreement (AB/BA flips or judges disagree), low confidence,
-    unparsed verdicts, audited / not audited."""
-    from .audit import effective_labels, load_verdicts
-    from .stages.judge import aggregate
+    unparsed verdicts, audited / not audited.
+
+    The AI side (labels, the listing order, filter sets) comes from the per-data-version
+    summary of :mod:`cai_core.audit_queue`, so a page costs the audits read, a walk over the
+    listing and one query for the page's texts, not an aggregation of every verdict."""
+    from .audit import human_decisions
+    from .audit_queue import STAT_COLUMNS, cached, comparison_texts, data_version, summary
 
     if filter not in COMPARISON_FILTERS:
         raise ValueError(f"unknown filter {filter!r}; one of {', '.join(COMPARISON_FILTERS)}")
-    clauses, params = ["c.id IN (SELECT comparison_id FROM verdicts)"], []
+    version = data_version(store)
+    summ = summary(store, version=version)
+    # Listed: comparisons with a verdict and a prompt row, oldest first (the tab's order).
+    listing: tuple[tuple[str, str], ...] = cached(store, ("comparisons_listing",), lambda: tuple(
+        (r["id"], r["source"]) for r in store.query(
+            "SELECT c.id, c.source FROM comparisons c JOIN prompts p ON p.id = c.prompt_id "
+            "WHERE c.id IN (SELECT comparison_id FROM verdicts) ORDER BY c.created_at, c.id")), version=version)
+    humans = human_decisions(store)
+    checks = []
+    narrow: Any = set(humans) if filter == "audited" else None
     if principle:
-        clauses.append("c.id IN (SELECT comparison_id FROM verdicts WHERE principle_id = ?)")
-        params.append(principle)
+        by_p = summ.judged_by(principle, None)
+        checks.append(lambda cid, src: cid in by_p)
+        narrow = by_p.keys() if narrow is None else narrow & by_p.keys()
     if judge:
-        clauses.append("c.id IN (SELECT comparison_id FROM verdicts WHERE judge = ?)")
-        params.append(judge)
+        by_j = summ.judged_by(None, judge)
+        checks.append(lambda cid, src: cid in by_j)
+        narrow = by_j.keys() if narrow is None else narrow & by_j.keys()
     if source:
-        clauses.append("c.source = ?")
-        params.append(source)
-    rows = store.query(
-        f"SELECT c.id, c.source, c.answer_a, c.answer_b, p.text AS prompt FROM comparisons c "
-        f"JOIN prompts p ON p.id = c.prompt_id WHERE {' AND '.join(clauses)} ORDER BY c.created_at, c.id", params)
-    ids = [r["id"] for r in rows]
-    labels = aggregate(load_verdicts(store, comparison_ids=ids))
-    eff = effective_labels(store, comparison_ids=ids)
+        checks.append(lambda cid, src: src == source)
+    data = summ.data
+    n_verdicts, n_unparsed, p_a, vote_i, flips_i, disagree_i, conf_i = (
+        STAT_COLUMNS.index(c) for c in ("n_verdicts", "n_unparsed", "p_a", "vote", "flips", "judges_disagree", "confidence"))
+    walk: Any = listing
+    if narrow is not None and len(narrow) < len(listing) // 4:
+        # a selective filter: visit only its members, in listing order
+        pos: dict[str, int] = cached(store, ("comparisons_position",),
+                                     lambda: {cid: i for i, (cid, _) in enumerate(listing)}, version=version)
+        walk = (listing[i] for i in sorted(pos[c] for c in narrow if c in pos))
+
+    def keep(cid: str) -> bool:
+        lab = data.get(cid)
+        if filter == "all":
+            return True
+        if filter == "disagreement":
+            return bool(lab and ((lab[flips_i] or 0) > 0 or lab[disagree_i]))
+        if filter == "low confidence":
+            return bool(lab and lab[conf_i] is not None and lab[conf_i] < low)
+        if filter == "unparsed":
+            return bool(lab and lab[n_unparsed] > 0)
+        audited = cid in humans
+        return audited if filter == "audited" else not audited
+
+    page: list[str] = []
+    seen = 0
+    for cid, src in walk:
+        if not keep(cid) or not all(c(cid, src) for c in checks):
+            continue
+        seen += 1
+        if seen > offset:
+            page.append(cid)
+            if len(page) >= limit:
+                break
+    if not page:
+        return []
+    texts = comparison_texts(store, page, version=version)
     out = []
-    for r in rows:
-        lab, e = labels.get(r["id"]), eff.get(r["id"])
-        item = {
-            **r, "ai_vote": lab.vote if lab else None, "ai_p_a": lab.p_a if lab else None,
-            "confidence": lab.confidence if lab else None, "flips": lab.flips if lab else 0,
-            "unparsed": lab.n_unparsed if lab else 0, "judges_disagree": bool(lab and lab.judges_disagree),
-            "n_verdicts": lab.n if lab else 0, "label": e.choice if e else None,
-            "label_source": e.source if e else "none",
-        }
-        keep = {
-            "all": True,
-            "disagreement": item["flips"] > 0 or item["judges_disagree"],
-            "low confidence": item["confidence"] is not None and item["confidence"] < low,
-            "unparsed": item["unparsed"] > 0,
-            "audited": item["label_source"] == "human",
-            "not audited": item["label_source"] != "human",
-        }[filter]
-        if keep:
-            out.append(item)
-    return out[offset : offset + limit]
+    for cid in page:
+        r, lab, h = texts[cid], data.get(cid), humans.get(cid)
+        vote = lab[vote_i] if lab else None
+        if h and h.action != "accept":  # the effective label, as cai_core.audit.effective_labels
+            label, label_source = h.action, "human"
+        elif h:
+            label, label_source = vote, "human"
+        else:
+            label, label_source = vote, ("ai" if lab else "none")
+        out.append({
+            "id": r["id"], "source": r["source"], "answer_a": r["answer_a"], "answer_b": r["answer_b"],
+            "prompt": r["prompt"], "ai_vote": vote, "ai_p_a": lab[p_a] if lab else None,
+            "confidence": lab[conf_i] if lab else None, "flips": int(lab[flips_i]) if lab else 0,
+            "unparsed": int(lab[n_unparsed]) if lab else 0, "judges_disagree": bool(lab and lab[disagree_i]),
+            "n_verdicts": int(lab[n_verdicts]) if lab else 0, "label": label, "label_source": label_source,
+        })
+    return out
 
 
 def comparison_detail(store: Store, comparison_id: str) -> dict[str, Any]:

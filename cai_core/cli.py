@@ -23,6 +23,8 @@ EPILOG = """examples:
   cai train reward --max-steps 20 && cai train ppo --max-steps 2
   cai compare --models base,sft,rl --prompts benign
   cai stats --json
+  cai bench generation --prompts 64 --new-tokens 64 --json
+  cai bench store --verdicts 1000000 --json
   cai app --port 7860
 
 shipped prompt sets (imported on first use): red-team, benign
@@ -36,7 +38,7 @@ def _common() -> argparse.ArgumentParser:
     S = argparse.SUPPRESS
     g.add_argument("--db", default=S, help="DuckDB file (default ./cai.duckdb, or $CAI_DB)")
     g.add_argument("--model", default=S, help="'embedded' (default), a local HF folder, or a served model name")
-    g.add_argument("--backend", default=S, choices=["local", "openai", "scripted"], help="local transformers (default), an OpenAI-compatible server, or a deterministic fake")
+    g.add_argument("--backend", default=S, choices=["local", "ct2", "openai", "scripted"], help="local transformers (default), the same model on CTranslate2 int8 (faster on CPU), an OpenAI-compatible server, or a deterministic fake")
     g.add_argument("--base-url", default=S, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--api-key-env", default=S, help="name of the environment variable holding the API key (default OPENAI_API_KEY)")
     g.add_argument("--device", default=S, help="cuda | cpu | mps (default: cuda when present)")
@@ -170,6 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     mos = mo.add_subparsers(dest="action", required=True, metavar="ACTION")
     mos.add_parser("prepare", parents=[common], help="convert the embedded GGUF to a cached HF folder (once)")
 
+    be = add("bench", "benchmarks (source checkout): generation speed vs a naive baseline; store queries at scale")
+    bes = be.add_subparsers(dest="action", required=True, metavar="ACTION")
+    bg = bes.add_parser("generation", parents=[common], help="naive pipeline baseline vs the SL stage (+ judge), same prompts, one process")
+    bg.add_argument("--prompts", type=int, default=64, help="shipped red-team prompts (default 64)")
+    bg.add_argument("--new-tokens", type=int, default=64, help="max new tokens per answer/critique/revision (default 64)")
+    bg.add_argument("--backends", default="ct2,local", help="project backends, comma-separated: ct2, local, local:bfloat16 (default ct2,local)")
+    bg.add_argument("--project", default="ct2", help="backend the top-level project_* figures report (default ct2)")
+    bg.add_argument("--chunk", type=int, default=16, help="SL chunk: requests per backend call (default 16, as `cai sl`)")
+    bg.add_argument("--bench-batch-size", type=int, default=32, help="backend batch size (default 32)")
+    bg.add_argument("--baseline-prompts", type=int, help="run the slow baseline on only the first K prompts (default: all)")
+    bg.add_argument("--judge-cot-pairs", type=int, default=16, help="pairs judged in CoT mode (default 16; 0 = skip)")
+    bg.add_argument("--samples", help="side-by-side samples file (default bench/samples.md; '-' = none)")
+    bg.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    bs = bes.add_parser("store", parents=[common], help="app queries on a synthetic database: p50/p95 latency")
+    bs.add_argument("--verdicts", type=int, default=1_000_000, help="synthetic verdicts (default 1000000; comparisons = verdicts / 10)")
+    bs.add_argument("--repeat", type=int, default=20, help="timed calls per query (default 20)")
+    bs.add_argument("--bench-db", help="reuse (or create) this DuckDB file instead of a temporary one")
+    bs.add_argument("--only", action="append", help="time only queries whose name contains this (repeatable)")
+    bs.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+
     app = add("app", "start the Gradio app")
     app.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     app.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT or 7860)")
@@ -227,6 +249,8 @@ def run(args) -> int:
 
         print(embedded_model_dir())
         return 0
+    if args.command == "bench":
+        return _bench(args)
     if args.command == "app":
         from app import main as app_main
 
@@ -352,6 +376,22 @@ def _dispatch(args, services) -> int:
                 print(f"{k:20} {v}")
         return 0
     raise AssertionError(cmd)
+
+
+def _bench(args) -> int:
+    # bench/ lives beside cai_core/ in a source checkout and is not installed as a package.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "__init__.py").is_file():
+        raise FileNotFoundError(f"`cai bench` needs a source checkout: no bench/ folder in {root}")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    if args.action == "generation":
+        from bench.generation import main as bench_main
+    else:
+        from bench.store import main as bench_main
+    return bench_main(args)
 
 
 def _pairs(args, services) -> int:

@@ -15,6 +15,12 @@ def make_backend(kind: str, model: str, *, base_url: str | None = None, api_key_
         from .hf_local import HFLocalBackend
 
         return HFLocalBackend(model, device=device, dtype=dtype, batch_size=batch_size)
+    if kind == "ct2":
+        from .ct2 import CT2Backend
+
+        # --batch-size is per call for transformers; CTranslate2 splits a call into
+        # sub-batches itself, so it gets at least 32 (measured: smaller sub-batches are slower).
+        return CT2Backend(model, batch_size=max(batch_size, 32))
     if kind == "openai":
         from .openai_http import OpenAIBackend
 
@@ -25,4 +31,4 @@ def make_backend(kind: str, model: str, *, base_url: str | None = None, api_key_
         from .scripted import ScriptedBackend
 
         return ScriptedBackend(f"scripted:{model}")
-    raise ValueError(f"unknown backend {kind!r} (local | openai | scripted)")
+    raise ValueError(f"unknown backend {kind!r} (local | ct2 | openai | scripted)")

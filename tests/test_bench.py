@@ -1,0 +1,85 @@
+"""The benchmark commands run end to end on tiny sizes and print their JSON contract on the
+last line. No timing is asserted here: timings are the benchmark's output, not a test."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import CAI, ROOT, cli_env
+
+GENERATION_KEYS = {
+    "baseline_tok_s", "project_tok_s", "ratio_vs_baseline", "compute_bound_tok_s", "fraction_of_bound",
+    "peak_rss_mb", "sl_prompts_per_min", "judge_pairs_per_min", "judge_pairs_per_min_cot",
+}
+
+
+def _last_json(stdout: str) -> dict:
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    assert lines, "no output"
+    return json.loads(lines[-1])
+
+
+def test_bench_store_prints_p50_and_p95_per_query(tmp_path):
+    r = subprocess.run([CAI, "bench", "store", "--verdicts", "2000", "--repeat", "2", "--json"], cwd=tmp_path,
+                       env=cli_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = _last_json(r.stdout)
+    assert out["verdicts"] == 2000 and out["comparisons"] == 200 and out["audits"] > 0
+    names = set(out["queries"])
+    for expected in ("audit_queue[disagreement]", "audit_queue[stratified]", "audit_queue[random]", "agreement",
+                     "comparisons_page[all]", "comparisons_page[low confidence]", "stats"):
+        assert expected in names
+    for q in out["queries"].values():
+        assert q["p50_ms"] >= 0 and q["p95_ms"] >= q["p50_ms"]
+    # the queue really served something from the synthetic data
+    assert out["queries"]["audit_queue[disagreement]"]["rows"] == 1
+    assert out["queries"]["comparisons_page[all]"]["rows"] > 0
+
+
+def test_synthetic_data_is_deterministic_and_shaped(store):
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from bench.synth import SynthSizes, generate
+
+    generate(store, SynthSizes(verdicts=1000))
+    assert store.count("verdicts") == 1000 and store.count("comparisons") == 100
+    per = store.query("SELECT count(*) AS n FROM verdicts GROUP BY comparison_id")
+    assert {r["n"] for r in per} == {10}
+    assert store.count("verdicts", "WHERE choice IS NULL") > 0  # unparsed verdicts exist
+    assert store.scalar("SELECT count(DISTINCT judge) FROM verdicts") == 2
+    from cai_core.audit_queue import audit_queue
+
+    items = audit_queue(store, strategy="disagreement", limit=5)
+    assert len(items) == 5 and items[0].n_verdicts == 10
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tiny_lm, tmp_path_factory):
+    model, tok = tiny_lm
+    path = tmp_path_factory.mktemp("tiny-bench-model")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("backends", ["ct2,local"])
+def test_bench_generation_end_to_end_on_a_tiny_model(tmp_path, tiny_folder, backends):
+    pytest.importorskip("ctranslate2")
+    samples = tmp_path / "samples.md"
+    cmd = [CAI, "--model", str(tiny_folder), "bench", "generation", "--prompts", "3", "--new-tokens", "4",
+           "--backends", backends, "--judge-cot-pairs", "1", "--samples", str(samples), "--json"]
+    r = subprocess.run(cmd, cwd=tmp_path, env=cli_env(tmp_path, CAI_CACHE_DIR=str(tmp_path / "cache")),
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = _last_json(r.stdout)
+    assert GENERATION_KEYS <= set(out)
+    assert out["prompts"] == 3 and out["new_tokens"] == 4 and out["project_backend"] == "ct2"
+    assert set(out["backends"]) == {"ct2", "local"}
+    for b in out["backends"].values():
+        assert b["status"] == "finished" and b["tokens"] > 0
+    assert out["baseline_tok_s"] > 0 and out["compute_bound_tok_s"] > 0 and out["peak_rss_mb"] > 0
+    text = samples.read_text()
+    assert "Baseline" in text and "**ct2**" in text and "**local**" in text and "critique" in text
