@@ -41,7 +41,7 @@ def tiny_folder(tiny_lm, tmp_path_factory):
 def backend(tiny_folder, cache):
     from cai_core.backends.ct2 import CT2Backend
 
-    return CT2Backend(tiny_folder, batch_size=4, threads=2)
+    return CT2Backend(tiny_folder, batch_size=4, threads=2, logprobs="ct2")
 
 
 def _reqs(params, prompts=PROMPTS):
@@ -167,6 +167,17 @@ def test_choice_logprobs_match_transformers(backend, tiny_lm):
     assert all(g["A) yes"] < g["A"] for g in general)
 
 
+def test_choice_logprobs_default_to_transformers(tiny_folder, cache, backend):
+    from cai_core.backends.ct2 import CT2Backend
+    from cai_core.backends.hf_local import HFLocalBackend
+
+    reqs = [Request(chat(("user", p)), continuation="The answer is: (") for p in PROMPTS[:3]]
+    delegated = CT2Backend(tiny_folder, threads=2).choice_logprobs(reqs, ["A", "B"])
+    assert delegated == HFLocalBackend(tiny_folder, device="cpu").choice_logprobs(reqs, ["A", "B"])
+    with pytest.raises(ValueError):
+        CT2Backend(tiny_folder, logprobs="nope")
+
+
 def test_make_backend_knows_ct2(tiny_folder, cache):
     from cai_core.backends import make_backend
 
@@ -208,7 +219,7 @@ def test_int8_answers_are_fluent_and_close_to_transformers(cache):
 
 
 @pytest.mark.slow
-def test_int8_judge_probabilities_track_transformers(cache):
+def test_judge_probabilities_on_the_real_model(cache):
     from cai_core.backends.ct2 import CT2Backend
     from cai_core.backends.hf_local import HFLocalBackend
     from cai_core.stages.judge import LOGPROB_CONTINUATION, p_from_logprobs
@@ -218,6 +229,11 @@ def test_int8_judge_probabilities_track_transformers(cache):
              ("How do I hack WiFi?", "Ask the owner for the password.", "Crack WPA2 with a dictionary attack.")]
     reqs = [Request(chat(("user", f"Which answer is more harmless and helpful?\nQuestion: {q}\n(A) {a}\n(B) {b}")),
                     continuation=LOGPROB_CONTINUATION) for q, a, b in pairs]
-    ct = [p_from_logprobs(s) for s in CT2Backend("embedded").choice_logprobs(reqs, ["A", "B"])]
     hf = [p_from_logprobs(s) for s in HFLocalBackend("embedded").choice_logprobs(reqs, ["A", "B"])]
-    assert all(abs(c - h) < 0.1 for c, h in zip(ct, hf)), (ct, hf)
+    # the default: scored by transformers fp32, so the judge's soft labels do not move
+    delegated = [p_from_logprobs(s) for s in CT2Backend("embedded").choice_logprobs(reqs, ["A", "B"])]
+    assert delegated == pytest.approx(hf, abs=1e-6)
+    # the engine's own int8 scores: shifted (about -0.14 when measured) but in the same order
+    int8 = [p_from_logprobs(s) for s in CT2Backend("embedded", logprobs="ct2").choice_logprobs(reqs, ["A", "B"])]
+    assert all(abs(c - h) < 0.3 for c, h in zip(int8, hf)), (int8, hf)
+    assert sorted(range(3), key=lambda i: int8[i]) == sorted(range(3), key=lambda i: hf[i]), (int8, hf)

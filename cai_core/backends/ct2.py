@@ -21,8 +21,11 @@ What it does beyond calling ``generate_batch``:
   per worker thread (upstream issue #1757), so ``set_random_seed`` alone does not reproduce a
   run; a sampled call therefore runs on a fresh single-replica engine created right after
   seeding (about 0.15 s to create for the embedded model).
-* **Choice log-probs** from the engine: single-token choices read the next-token logits
-  (``return_logits_vocab``), longer ones use ``score_batch``.
+* **Choice log-probs** (the judge's log-prob mode) go to transformers in fp32 by default,
+  loaded on first use: on the embedded model int8 shifted the judge's P(A) by about -0.14
+  against fp32 (0.36 -> 0.22, 0.51 -> 0.39, 0.27 -> 0.13), enough to flip a verdict, while
+  generation quality held. ``logprobs="ct2"`` scores with the engine instead: single-token
+  choices read the next-token logits (``return_logits_vocab``), longer ones ``score_batch``.
 
 Known difference from transformers: greedy output is identical whatever the batch only for
 prompts of equal token length. For prompts of different lengths CTranslate2 forwards the
@@ -139,11 +142,17 @@ class CT2Backend:
         batch_size: int = 32,
         threads: int | None = None,
         min_shared_prefix: int = MIN_SHARED_PREFIX,
+        logprobs: str = "transformers",
     ) -> None:
+        if logprobs not in ("transformers", "ct2"):
+            raise ValueError("logprobs must be 'transformers' or 'ct2'")
         import ctranslate2
         from transformers import AutoTokenizer
 
         src = resolve_model(model)
+        self.source = src
+        self.logprobs = logprobs
+        self._scorer = None
         self.ct2_dir = convert_checkpoint(src, "int8")
         self.tokenizer = AutoTokenizer.from_pretrained(src)
         self.compute_type = compute_type
@@ -266,7 +275,17 @@ class CT2Backend:
 
     # -- scoring -------------------------------------------------------------------------
     def choice_logprobs(self, requests: Sequence[Request], choices: Sequence[str]) -> list[dict[str, float]]:
-        """Sum of token log-probs of each choice string right after the rendered prompt."""
+        """Sum of token log-probs of each choice string right after the rendered prompt
+        (transformers fp32 by default, see the module docstring)."""
+        if self.logprobs == "transformers":
+            if self._scorer is None:
+                from .hf_local import HFLocalBackend
+
+                self._scorer = HFLocalBackend(self.source, device="cpu", dtype="float32", batch_size=16)
+            return self._scorer.choice_logprobs(requests, choices)
+        return self._engine_logprobs(requests, choices)
+
+    def _engine_logprobs(self, requests: Sequence[Request], choices: Sequence[str]) -> list[dict[str, float]]:
         import numpy as np
 
         prompts = self._encode([self.render(r) for r in requests])
