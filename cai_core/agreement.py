@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Literal
 
 from .audit import HumanDecision, human_decisions
-from .audit_queue import cached, standing_audits
+from .audit_queue import standing_audits
+from .cache import cached, data_version
 from .stages.judge import Label, aggregate
 from .store import Store
 from .types import Verdict
@@ -243,7 +244,9 @@ def agreement(store: Store, *, judge_run_id: str | None = None, bins: int = 5) -
     # Per audited comparison: its AI label and its parsed verdicts counted by (principle,
     # choice) and (judge, choice), kept per data version (verdicts are append-only): an audit
     # click adds one comparison to load, not the whole set again.
-    memo: dict[str, tuple[Label | None, Counter, Counter]] = cached(store, ("agreement_verdicts", judge_run_id), dict)
+    version = data_version(store)  # read once: each read is a query
+    memo: dict[str, tuple[Label | None, Counter, Counter]] = cached(store, ("agreement_verdicts", judge_run_id), dict,
+                                                                    version=version)
     todo = [cid for cid in sorted(decisions) if cid not in memo]
     if todo:
         loaded = _load(store, judge_run_id, todo)
@@ -271,7 +274,8 @@ def agreement(store: Store, *, judge_run_id: str | None = None, bins: int = 5) -
         for (key, choice), c in per_judge.items():
             by_judge[key][(choice, h)] += c
 
-    overall = cached(store, ("agreement_overall", judge_run_id), lambda: store.query(_OVERALL_SQL, {"run": judge_run_id})[0])
+    overall = cached(store, ("agreement_overall", judge_run_id), lambda: store.query(_OVERALL_SQL, {"run": judge_run_id})[0],
+                     version=version)
     paired, flips, parsed = int(overall["paired"]), int(overall["flips"]), int(overall["parsed"])
     return AgreementReport(
         judge_run_id=judge_run_id,

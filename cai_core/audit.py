@@ -2,11 +2,13 @@
 produce: the latest human decision wins, else the aggregated AI verdict."""
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
+from .cache import audit_version, cached_audits, per_store
 from .store import Store
 from .types import Audit, Verdict
 
@@ -51,38 +53,86 @@ class HumanDecision:
     reason: str | None
 
 
+_COLUMNS = "id, comparison_id, author, action, reason, created_at"
+
+
+class _Replay:
+    """The audit log replayed up to some row, brought up to date by replaying only the rows
+    appended since (the log is append-only and ids are time-ordered): an audit click costs
+    one row's replay, not the whole log's. Anything else (a row that appeared below the last
+    replayed id) falls back to a full replay."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.n, self.last = 0, None
+        self.stacks: dict[tuple[str, str], list[dict]] = {}
+        self.standing: dict[str, dict] = {}
+        """audit id -> row, in id order (rows are replayed in id order)."""
+        self.rows: tuple[dict, ...] = ()
+
+    def update(self, store: Store, version: tuple) -> tuple[dict, ...]:
+        with self.lock:
+            if version == (self.n, self.last):
+                return self.rows
+            if self.last is not None and store.scalar("SELECT count(*) FROM audits WHERE id <= ?", [self.last]) == self.n:
+                new = store.query(f"SELECT {_COLUMNS} FROM audits WHERE id > ? ORDER BY id", [self.last])
+            else:
+                self._reset()
+                new = store.query(f"SELECT {_COLUMNS} FROM audits ORDER BY id")
+            for r in new:  # undo pops the author's latest standing action on that comparison
+                stack = self.stacks.setdefault((r["comparison_id"], r["author"]), [])
+                if r["action"] == "undo":
+                    if stack:
+                        del self.standing[stack.pop()["id"]]
+                else:
+                    stack.append(r)
+                    self.standing[r["id"]] = r
+            if new:
+                self.n, self.last = self.n + len(new), new[-1]["id"]
+                self.rows = tuple(self.standing.values())
+            return self.rows
+
+
+# The replay is kept per store, the decisions cached per audit version: the app reads them
+# several times between two audit clicks (queue, agreement, comparisons page). A stack is per
+# (comparison, author), so filtering the whole replay by author or comparison gives exactly
+# the replay of the filtered log.
+def _standing(store: Store, version: tuple | None = None) -> tuple[dict, ...]:
+    return per_store(store, ("audit_replay",), _Replay).update(store, version or audit_version(store))
+
+
 def standing_audits(store: Store, *, author: str | None = None,
                     comparison_ids: Iterable[str] | None = None) -> list[dict]:
     """Audit rows still standing after undos (skips included), in action order: replaying the
     log, ``undo`` pops the author's latest standing action on that comparison."""
-    clauses, params = [], []
+    rows: Iterable[dict] = _standing(store)
     if author is not None:
-        clauses.append("author = ?")
-        params.append(author)
+        rows = [r for r in rows if r["author"] == author]
     if comparison_ids is not None:
-        clauses.append("comparison_id IN (SELECT unnest(?))")
-        params.append(list(comparison_ids))
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows = store.query(
-        f"SELECT id, comparison_id, author, action, reason, created_at FROM audits {where} ORDER BY id", params)
-    stacks: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        stack = stacks.setdefault((r["comparison_id"], r["author"]), [])
-        if r["action"] == "undo":
-            if stack:
-                stack.pop()
-        else:
-            stack.append(r)
-    return sorted((r for stack in stacks.values() for r in stack), key=lambda r: r["id"])
+        wanted = set(comparison_ids)
+        rows = [r for r in rows if r["comparison_id"] in wanted]
+    return [dict(r) for r in rows]  # copies: the cached rows stay as replayed
+
+
+def _decisions(rows: Iterable[dict]) -> dict[str, HumanDecision]:
+    latest: dict[str, dict] = {}
+    for r in rows:  # in id order: the last one wins
+        if r["action"] in _DECISIVE:
+            latest[r["comparison_id"]] = r
+    return {cid: HumanDecision(cid, r["action"], r["author"], r["id"], r["reason"]) for cid, r in latest.items()}
 
 
 def human_decisions(store: Store, comparison_ids: Iterable[str] | None = None) -> dict[str, HumanDecision]:
     """The standing human decision per comparison, after undos; skips decide nothing."""
-    latest: dict[str, dict] = {}
-    for r in standing_audits(store, comparison_ids=comparison_ids):  # in id order: the last one wins
-        if r["action"] in _DECISIVE:
-            latest[r["comparison_id"]] = r
-    return {cid: HumanDecision(cid, r["action"], r["author"], r["id"], r["reason"]) for cid, r in latest.items()}
+    version = audit_version(store)
+    every = cached_audits(store, ("decisions",), lambda: _decisions(_standing(store, version)), version=version)
+    if comparison_ids is None:
+        return dict(every)
+    wanted = set(comparison_ids)
+    return {cid: d for cid, d in every.items() if cid in wanted}  # in the replay's order, as before
 
 
 def load_verdicts(store: Store, *, comparison_ids: Iterable[str] | None = None, run_id: str | None = None) -> list[Verdict]:

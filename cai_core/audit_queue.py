@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import random
 import threading
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from .audit import human_decisions, standing_audits
+from .cache import cached, data_version
 from .store import Store
 
 __all__ = [
@@ -134,43 +134,8 @@ stats AS (
 
 # -- the per-comparison summary, cached per store and data version ----------------------------
 # Aggregating a million verdicts takes DuckDB ~0.5 s on 2 cores; the app asks for the queue
-# after every audit click. Verdicts, comparisons and prompts are only ever appended (rules 2
-# and 5 of DESIGN.md: records are immutable, ids deterministic, INSERT OR IGNORE), so their row
-# counts and the verdicts' highest rowid identify the data: the AI side (_STATS, the orders
-# below) is computed once per version and reused; the human side (audits, a few thousand rows
-# that change on every click) is always read fresh.
-_VERSION_SQL = ("SELECT (SELECT count(*) FROM verdicts) AS v, (SELECT max(rowid) FROM verdicts) AS vr, "
-                "(SELECT count(*) FROM comparisons) AS c, (SELECT count(*) FROM prompts) AS p")
-_caches: "weakref.WeakKeyDictionary[Store, _StoreCache]" = weakref.WeakKeyDictionary()
-_caches_lock = threading.Lock()
-
-
-@dataclass
-class _StoreCache:
-    version: tuple = ()
-    entries: dict = field(default_factory=dict)
-    lock: threading.RLock = field(default_factory=threading.RLock)
-
-
-def data_version(store: Store) -> tuple:
-    """A cheap fingerprint of the append-only AI data (verdicts, comparisons, prompts)."""
-    return tuple(store.query(_VERSION_SQL)[0].values())
-
-
-def cached(store: Store, key: tuple, build: Callable[[], Any], *, version: tuple | None = None) -> Any:
-    """``build()``'s value for ``key``, computed once per data version of ``store``
-    (``version``: one already read by the caller in this same call)."""
-    with _caches_lock:
-        cache = _caches.get(store)
-        if cache is None:
-            cache = _caches[store] = _StoreCache()
-    version = data_version(store) if version is None else version
-    with cache.lock:
-        if cache.version != version:
-            cache.version, cache.entries = version, {}
-        if key not in cache.entries:
-            cache.entries[key] = build()
-        return cache.entries[key]
+# after every audit click. The AI side (_STATS, the orders below) is computed once per data
+# version (see cai_core.cache) and reused; the human side (the audit log) per audit version.
 
 
 _DISAGREEMENT_ORDER = ("(n_unparsed > 0) DESC, (flips > 0) DESC, judges_disagree DESC, "
