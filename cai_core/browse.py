@@ -2,9 +2,16 @@
 Pure reads over the store (no duckdb import: SQL through Store)."""
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
+import threading
+from dataclasses import dataclass
 from typing import Any
 
+from .audit import human_decisions
+from .audit_queue import STAT_COLUMNS, Summary, comparison_texts, summary
+from .cache import cached, data_version
 from .store import Store
 
 __all__ = [
@@ -85,76 +92,128 @@ def sl_chain(store: Store, run_id: str, prompt_id: str) -> dict[str, Any]:
     }
 
 
+_AI_FILTERS = ("all", "disagreement", "low confidence", "unparsed")
+_KEEP_FILTERED = 32
+"""Filtered listings kept per data version (one per filter/principle/judge/source choice)."""
+_filtered_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class _Filtered:
+    """The listed comparisons that pass the AI-side filters, in the tab's order."""
+
+    ids: tuple[str, ...]
+    rank: dict[str, int]
+    """id -> its index in ``ids``."""
+
+
+def _listing(store: Store, version: tuple) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(ids, sources) of the listed comparisons: those with a verdict and a prompt row, oldest
+    first (the tab's order)."""
+    def build():
+        rows = store.query("SELECT c.id, c.source FROM comparisons c JOIN prompts p ON p.id = c.prompt_id "
+                           "WHERE c.id IN (SELECT comparison_id FROM verdicts) ORDER BY c.created_at, c.id")
+        return tuple(r["id"] for r in rows), tuple(r["source"] for r in rows)
+    return cached(store, ("comparisons_listing",), build, version=version)
+
+
+def _filtered(store: Store, version: tuple, summ: Summary, ai_filter: str, low: float, principle: str | None,
+              judge: str | None, source: str | None) -> _Filtered:
+    """The listing narrowed by everything that depends on the AI data only (the filter's AI
+    part, principle, judge, source), built once per data version and choice: paging through
+    it is then a slice, and the human side (audited or not) a walk past the audited ids."""
+    key = (ai_filter, low if ai_filter == "low confidence" else None, principle, judge, source)
+    kept: dict[tuple, _Filtered] = cached(store, ("comparisons_filtered",), dict, version=version)
+    with _filtered_lock:
+        hit = kept.get(key)
+    if hit is not None:
+        return hit
+    ids, sources = _listing(store, version)
+    data = summ.data
+    n_unparsed, flips_i, disagree_i, conf_i = (
+        STAT_COLUMNS.index(c) for c in ("n_unparsed", "flips", "judges_disagree", "confidence"))
+    by_p = summ.judged_by(principle, None) if principle else None
+    by_j = summ.judged_by(None, judge) if judge else None
+
+    def keep(cid: str, src: str) -> bool:
+        if (by_p is not None and cid not in by_p) or (by_j is not None and cid not in by_j) or \
+                (source and src != source):
+            return False
+        if ai_filter == "all":
+            return True
+        lab = data.get(cid)
+        if ai_filter == "disagreement":
+            return bool(lab and ((lab[flips_i] or 0) > 0 or lab[disagree_i]))
+        if ai_filter == "low confidence":
+            return bool(lab and lab[conf_i] is not None and lab[conf_i] < low)
+        return bool(lab and lab[n_unparsed] > 0)  # unparsed
+
+    if ai_filter == "all" and not (principle or judge or source):
+        picked = ids
+    else:
+        picked = tuple(cid for cid, src in zip(ids, sources) if keep(cid, src))
+    out = _Filtered(picked, {cid: i for i, cid in enumerate(picked)})
+    with _filtered_lock:
+        while len(kept) >= _KEEP_FILTERED:  # bounded: many distinct `low` values must not pile up
+            del kept[next(iter(kept))]
+        kept[key] = out
+    return out
+
+
+def _page_skipping(ids: tuple[str, ...], skip: list[int], skip_ids: Any, offset: int, limit: int) -> list[str]:
+    """Items ``offset .. offset+limit`` of ``ids`` once the positions in ``skip`` (sorted) are
+    left out, without walking the ``offset`` items before them."""
+    # g(p) = kept items before position p grows by one per kept item: find the first p with
+    # g(p) == offset by bisection, then walk from there.
+    lo, hi = 0, len(ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mid - bisect.bisect_left(skip, mid) >= offset:
+            hi = mid
+        else:
+            lo = mid + 1
+    page: list[str] = []
+    for cid in itertools.islice(ids, lo, None):
+        if cid not in skip_ids:
+            page.append(cid)
+            if len(page) >= limit:
+                break
+    return page
+
+
 def comparisons_page(store: Store, *, filter: str = "all", principle: str | None = None, judge: str | None = None,
                      source: str | None = None, low: float = 0.2, limit: int = 100, offset: int = 0) -> list[dict]:
     """Comparisons with their aggregated AI label and audit state, filtered as the
     Preferences tab offers: disagreement (AB/BA flips or judges disagree), low confidence,
     unparsed verdicts, audited / not audited.
 
-    The AI side (labels, the listing order, filter sets) comes from the per-data-version
-    summary of :mod:`cai_core.audit_queue`, so a page costs the audits read, a walk over the
-    listing and one query for the page's texts, not an aggregation of every verdict."""
-    from .audit import human_decisions
-    from .audit_queue import STAT_COLUMNS, cached, comparison_texts, data_version, summary
-
+    The AI side (labels, the listing order, the filtered listings) comes from the
+    per-data-version summary of :mod:`cai_core.audit_queue`, the human side from the replay
+    cached per audit version, so a page costs two fingerprint reads, a slice (or a walk past
+    the audited ids) and one query for the page's texts, not an aggregation of every verdict."""
     if filter not in COMPARISON_FILTERS:
         raise ValueError(f"unknown filter {filter!r}; one of {', '.join(COMPARISON_FILTERS)}")
+    limit, offset = int(limit), max(0, int(offset))
+    if limit <= 0:
+        return []
     version = data_version(store)
     summ = summary(store, version=version)
-    # Listed: comparisons with a verdict and a prompt row, oldest first (the tab's order).
-    listing: tuple[tuple[str, str], ...] = cached(store, ("comparisons_listing",), lambda: tuple(
-        (r["id"], r["source"]) for r in store.query(
-            "SELECT c.id, c.source FROM comparisons c JOIN prompts p ON p.id = c.prompt_id "
-            "WHERE c.id IN (SELECT comparison_id FROM verdicts) ORDER BY c.created_at, c.id")), version=version)
     humans = human_decisions(store)
-    checks = []
-    narrow: Any = set(humans) if filter == "audited" else None
-    if principle:
-        by_p = summ.judged_by(principle, None)
-        checks.append(lambda cid, src: cid in by_p)
-        narrow = by_p.keys() if narrow is None else narrow & by_p.keys()
-    if judge:
-        by_j = summ.judged_by(None, judge)
-        checks.append(lambda cid, src: cid in by_j)
-        narrow = by_j.keys() if narrow is None else narrow & by_j.keys()
-    if source:
-        checks.append(lambda cid, src: src == source)
-    data = summ.data
-    n_verdicts, n_unparsed, p_a, vote_i, flips_i, disagree_i, conf_i = (
-        STAT_COLUMNS.index(c) for c in ("n_verdicts", "n_unparsed", "p_a", "vote", "flips", "judges_disagree", "confidence"))
-    walk: Any = listing
-    if narrow is not None and len(narrow) < len(listing) // 4:
-        # a selective filter: visit only its members, in listing order
-        pos: dict[str, int] = cached(store, ("comparisons_position",),
-                                     lambda: {cid: i for i, (cid, _) in enumerate(listing)}, version=version)
-        walk = (listing[i] for i in sorted(pos[c] for c in narrow if c in pos))
-
-    def keep(cid: str) -> bool:
-        lab = data.get(cid)
-        if filter == "all":
-            return True
-        if filter == "disagreement":
-            return bool(lab and ((lab[flips_i] or 0) > 0 or lab[disagree_i]))
-        if filter == "low confidence":
-            return bool(lab and lab[conf_i] is not None and lab[conf_i] < low)
-        if filter == "unparsed":
-            return bool(lab and lab[n_unparsed] > 0)
-        audited = cid in humans
-        return audited if filter == "audited" else not audited
-
-    page: list[str] = []
-    seen = 0
-    for cid, src in walk:
-        if not keep(cid) or not all(c(cid, src) for c in checks):
-            continue
-        seen += 1
-        if seen > offset:
-            page.append(cid)
-            if len(page) >= limit:
-                break
+    f = _filtered(store, version, summ, filter if filter in _AI_FILTERS else "all", low, principle, judge, source)
+    if filter in _AI_FILTERS:
+        page = list(f.ids[offset:offset + limit])
+    else:
+        audited = sorted(f.rank[c] for c in humans if c in f.rank)
+        if filter == "audited":
+            page = [f.ids[i] for i in audited[offset:offset + limit]]
+        else:
+            page = _page_skipping(f.ids, audited, humans, offset, limit)
     if not page:
         return []
     texts = comparison_texts(store, page, version=version)
+    data = summ.data
+    n_verdicts, n_unparsed, p_a, vote_i, flips_i, disagree_i, conf_i = (
+        STAT_COLUMNS.index(c) for c in ("n_verdicts", "n_unparsed", "p_a", "vote", "flips", "judges_disagree", "confidence"))
     out = []
     for cid in page:
         r, lab, h = texts[cid], data.get(cid), humans.get(cid)
