@@ -104,10 +104,13 @@ class Counting:
         self.completion_tokens = 0
         self.prompt_tokens = 0
         self.requests = 0
+        self.generated: list = []
+        """Every generation request, in order (waves go in prompt order)."""
 
     def generate(self, requests):
         out = self.backend.generate(requests)
         self.requests += len(requests)
+        self.generated.extend(requests)
         self.completion_tokens += sum(c.completion_tokens or 0 for c in out)
         self.prompt_tokens += sum(c.prompt_tokens or 0 for c in out)
         return out
@@ -165,6 +168,35 @@ def run_baseline(model: str, prompts: Sequence[str], new_tokens: int) -> dict:
             "texts": texts, "params": params, "threads": torch.get_num_threads()}
 
 
+def run_baseline_sl(model: str, requests: Sequence, new_tokens: int) -> dict:
+    """The naive way through the SL stage's own requests (answer, critique, revision, with
+    their few-shot turns and forced prefixes): the pipeline, one request at a time."""
+    import torch
+    from transformers import pipeline
+
+    from cai_core.models import resolve_model
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    pipe = pipeline("text-generation", model=str(resolve_model(model)), dtype=torch.float32, device="cpu")
+    tok = pipe.tokenizer
+    tokens = 0
+    t = time.perf_counter()
+    for r in requests:
+        msgs = [{"role": m.role, "content": m.content} for m in r.messages]
+        kw = {}
+        if r.continuation:  # the forced start of the assistant turn ("Critique:", "Revision:")
+            msgs.append({"role": "assistant", "content": r.continuation})
+            kw["continue_final_message"] = True
+        n_prompt = len(tok.apply_chat_template(msgs, tokenize=True, add_generation_prompt=not r.continuation,
+                                               continue_final_message=bool(r.continuation))["input_ids"])
+        out = pipe(msgs, max_new_tokens=new_tokens, do_sample=False, repetition_penalty=1.1, return_tensors=True, **kw)
+        tokens += len(out[0]["generated_token_ids"]) - n_prompt
+    elapsed = time.perf_counter() - t
+    del pipe
+    _trim()
+    return {"tok_s": tokens / elapsed, "tokens": tokens, "seconds": elapsed, "requests": len(requests)}
+
+
 @dataclass
 class StageResult:
     spec: str
@@ -180,6 +212,8 @@ class StageResult:
     judge_cot_seconds: float | None = None
     judge_cot_pairs: int = 0
     samples: dict = field(default_factory=dict)
+    requests: list = field(default_factory=list)
+    """The SL stage's generation requests, in order (answers, critiques, revisions)."""
 
     def figures(self, prompts: int, bound: float) -> dict:
         tok_s = self.sl_tokens / self.sl_seconds if self.sl_seconds else 0.0
@@ -234,6 +268,7 @@ def run_project(spec: str, model: str, n_prompts: int, new_tokens: int, *, chunk
     if not exact:
         _log("note: peak RSS could not be reset; it is the process's lifetime peak")
     out = StageResult(spec, backend.id, load_s, sl_s, counter.completion_tokens, counter.prompt_tokens, res.status, peak)
+    out.requests = list(counter.generated)
     ids = [r["id"] for r in store.query(
         "SELECT p.id FROM prompts p JOIN prompt_sets s ON s.id = p.set_id WHERE s.name = 'red-team' "
         "ORDER BY p.position LIMIT ?", [n_prompts])]
@@ -310,8 +345,9 @@ def write_samples(path: Path, prompts: list[str], baseline: list[str], stages: l
 # -- the bench ---------------------------------------------------------------------------------
 def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_tokens: int = 64,
                          backends: Sequence[str] = ("ct2", "local"), project: str | None = None,
-                         chunk: int = 16, batch_size: int = 32, baseline_prompts: int | None = None,
-                         judge_cot_pairs: int = 16, samples: Path | None = None, sample_count: int = 6) -> dict:
+                         chunk: int = 64, batch_size: int = 64, baseline_prompts: int | None = None,
+                         judge_cot_pairs: int = 16, samples: Path | None = None, sample_count: int = 6,
+                         baseline_sl_prompts: int = 8) -> dict:
     import torch
 
     available = load_prompts(10**6)
@@ -339,6 +375,17 @@ def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_toke
     _log(f"baseline: transformers pipeline, fp32, one prompt at a time, {nb} prompts")
     base = run_baseline(model, plist[:nb], new_tokens)
     _log(f"  {base['tokens']} tokens in {base['seconds']:.1f}s = {base['tok_s']:.1f} tok/s")
+    base_sl = None
+    local = next((s for s in stages if s.spec == "local"), None)
+    k = min(n, baseline_sl_prompts)
+    if local is not None and k > 0 and len(local.requests) >= 3 * n:
+        # The local stage is greedy transformers fp32, which answers exactly as the baseline
+        # does (agreement_with_baseline.identical == 1.0): its requests are the ones a naive
+        # SL stage would send. Answers, critiques and revisions of the first k prompts.
+        reqs = [r for wave in range(3) for r in local.requests[wave * n: wave * n + k]]
+        _log(f"baseline, SL stage: the same pipeline on the SL requests of {k} prompts, one at a time")
+        base_sl = run_baseline_sl(model, reqs, new_tokens)
+        _log(f"  {base_sl['tokens']} tokens in {base_sl['seconds']:.1f}s = {base_sl['tok_s']:.1f} tok/s")
 
     params = base["params"]
     flops_per_token = 2 * params
@@ -347,6 +394,8 @@ def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_toke
            for s in stages}
     for spec, f in per.items():
         f["ratio_vs_baseline"] = round(f["tok_s"] / base["tok_s"], 2) if base["tok_s"] else None
+        if base_sl and base_sl["tok_s"]:
+            f["ratio_vs_baseline_sl"] = round(f["tok_s"] / base_sl["tok_s"], 2)
     chosen = project if project in per else (stages[0].spec if stages else None)
     p = per.get(chosen, {})
     result = {
@@ -366,6 +415,9 @@ def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_toke
         "compute_bound_tok_s": round(bound, 1),
         "baseline_tok_s": round(base["tok_s"], 2),
         "baseline_seconds": round(base["seconds"], 1),
+        "baseline_sl_tok_s": round(base_sl["tok_s"], 2) if base_sl else None,
+        "baseline_sl_prompts": k if base_sl else 0,
+        "ratio_vs_baseline_sl": p.get("ratio_vs_baseline_sl"),
         "project_backend": chosen,
         "project_tok_s": p.get("tok_s"),
         "ratio_vs_baseline": p.get("ratio_vs_baseline"),
@@ -398,9 +450,10 @@ def main(args: argparse.Namespace) -> int:
     res = run_generation_bench(
         model=getattr(args, "model", None) or "embedded", prompts=args.prompts, new_tokens=args.new_tokens,
         backends=backends, project=args.project, chunk=args.chunk, batch_size=args.bench_batch_size,
-        baseline_prompts=args.baseline_prompts, judge_cot_pairs=args.judge_cot_pairs, samples=samples)
+        baseline_prompts=args.baseline_prompts, judge_cot_pairs=args.judge_cot_pairs, samples=samples,
+        baseline_sl_prompts=args.baseline_sl_prompts)
     if not args.json:
-        for k in ("baseline_tok_s", "project_backend", "project_tok_s", "ratio_vs_baseline", "compute_bound_tok_s",
+        for k in ("baseline_tok_s", "baseline_sl_tok_s", "ratio_vs_baseline_sl", "project_backend", "project_tok_s", "ratio_vs_baseline", "compute_bound_tok_s",
                   "fraction_of_bound", "work_fraction_of_bound", "peak_rss_mb", "sl_prompts_per_min",
                   "judge_pairs_per_min", "judge_pairs_per_min_cot"):
             print(f"{k:24} {res[k]}")
@@ -414,9 +467,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backends", default="ct2,local",
                    help="project backends to run, comma-separated: ct2, local, local:bfloat16 (default ct2,local)")
     p.add_argument("--project", default="ct2", help="which backend the top-level project_* figures report (default ct2)")
-    p.add_argument("--chunk", type=int, default=16, help="SL chunk: requests per backend call (default 16, as `cai sl`)")
-    p.add_argument("--bench-batch-size", type=int, default=32, help="backend batch size (default 32)")
+    p.add_argument("--chunk", type=int, default=64, help="SL chunk: requests per backend call (default 64, as `cai sl`)")
+    p.add_argument("--bench-batch-size", type=int, default=64, help="backend batch size (default 64)")
     p.add_argument("--baseline-prompts", type=int, help="run the slow baseline on only the first K prompts (default: all)")
+    p.add_argument("--baseline-sl-prompts", type=int, default=8,
+                   help="also run the naive pipeline on the SL stage's own requests of K prompts (default 8; 0 = skip)")
     p.add_argument("--judge-cot-pairs", type=int, default=16, help="pairs judged in CoT mode (default 16; 0 = skip)")
     p.add_argument("--samples", help="where to write the side-by-side samples (default bench/samples.md; '-' = none)")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")

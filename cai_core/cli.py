@@ -42,7 +42,7 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--base-url", default=S, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--api-key-env", default=S, help="name of the environment variable holding the API key (default OPENAI_API_KEY)")
     g.add_argument("--device", default=S, help="cuda | cpu | mps (default: cuda when present)")
-    g.add_argument("--batch-size", type=int, default=S, help="local backend batch size (default 16)")
+    g.add_argument("--batch-size", type=int, default=S, help="local backend batch size (default 64)")
     g.add_argument("--settings", default=S, help="settings file (default ./cai.toml when present)")
     return p
 
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--seed", type=int, default=0, help="seeds principle draws and sampling (default 0)")
     sl.add_argument("--max-new-tokens", type=int, help="cap for answers and revisions (default 160; critiques 96)")
     sl.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    sl.add_argument("--chunk", type=int, default=16, help="requests per batch and per write (default 16)")
+    sl.add_argument("--chunk", type=int, default=64, help="requests per backend call and per write (default 64)")
     sl.add_argument("--new-run", action="store_true", help="start a fresh run even if one with these settings exists")
 
     # RL phase
@@ -179,9 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument("--new-tokens", type=int, default=64, help="max new tokens per answer/critique/revision (default 64)")
     bg.add_argument("--backends", default="ct2,local", help="project backends, comma-separated: ct2, local, local:bfloat16 (default ct2,local)")
     bg.add_argument("--project", default="ct2", help="backend the top-level project_* figures report (default ct2)")
-    bg.add_argument("--chunk", type=int, default=16, help="SL chunk: requests per backend call (default 16, as `cai sl`)")
-    bg.add_argument("--bench-batch-size", type=int, default=32, help="backend batch size (default 32)")
+    bg.add_argument("--chunk", type=int, default=64, help="SL chunk: requests per backend call (default 64, as `cai sl`)")
+    bg.add_argument("--bench-batch-size", type=int, default=64, help="backend batch size (default 64)")
     bg.add_argument("--baseline-prompts", type=int, help="run the slow baseline on only the first K prompts (default: all)")
+    bg.add_argument("--baseline-sl-prompts", type=int, default=8, help="also run the naive pipeline on the SL stage's own requests of K prompts (default 8; 0 = skip)")
     bg.add_argument("--judge-cot-pairs", type=int, default=16, help="pairs judged in CoT mode (default 16; 0 = skip)")
     bg.add_argument("--samples", help="side-by-side samples file (default bench/samples.md; '-' = none)")
     bg.add_argument("--json", action="store_true", help="print one JSON object on the last line")

@@ -25,7 +25,7 @@ class Settings:
     device: str | None = None
     """cuda | cpu | mps; default: cuda when present."""
     dtype: str = "auto"
-    batch_size: int = 16
+    batch_size: int = 64
     concurrency: int = 8
     """Parallel requests to an OpenAI-compatible server."""
     runs_dir: str = "runs"

@@ -11,7 +11,7 @@ from conftest import CAI, ROOT, cli_env
 
 GENERATION_KEYS = {
     "baseline_tok_s", "project_tok_s", "ratio_vs_baseline", "compute_bound_tok_s", "fraction_of_bound",
-    "peak_rss_mb", "sl_prompts_per_min", "judge_pairs_per_min", "judge_pairs_per_min_cot",
+    "peak_rss_mb", "sl_prompts_per_min", "judge_pairs_per_min", "judge_pairs_per_min_cot", "ratio_vs_baseline_sl",
 }
 
 

@@ -89,7 +89,7 @@ def test_shared_prefix_requests_match_their_plain_run(backend):
     shots = chat(*[("user" if k % 2 == 0 else "assistant", f"example turn {k} " * 12) for k in range(8)])
     reqs = [Request(shots + chat(("user", p)), GenerationParams(max_new_tokens=8)) for p in PROMPTS]
     ids = backend._encode([backend.render(r) for r in reqs])
-    from cai_core.backends.ct2 import _prefix_groups
+    from cai_core.backends.engine import prefix_groups as _prefix_groups
 
     groups = _prefix_groups(ids, list(range(len(ids))), backend.min_shared_prefix)
     assert len(groups) == 1 and groups[0][1] >= backend.min_shared_prefix  # one static prompt for all

@@ -10,7 +10,7 @@ __all__ = [
 
 
 def make_backend(kind: str, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 device: str | None = None, dtype: str = "auto", batch_size: int = 16, concurrency: int = 8) -> Backend:
+                 device: str | None = None, dtype: str = "auto", batch_size: int = 64, concurrency: int = 8) -> Backend:
     if kind == "local":
         from .hf_local import HFLocalBackend
 

@@ -46,6 +46,7 @@ from typing import Sequence
 
 from ..models import EMBEDDED, cache_dir, resolve_model
 from .base import Completion, GenerationParams, Request
+from .engine import prefix_groups
 from .hf_local import cut_at_stop, render_request
 
 __all__ = ["CT2Backend", "convert_checkpoint", "converted_dir", "MIN_SHARED_PREFIX", "SUB_BATCH_TOKENS"]
@@ -99,36 +100,6 @@ def convert_checkpoint(src: str | os.PathLike, quantization: str = "int8") -> Pa
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return dest
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def _prefix_groups(seqs: list[list[int]], idxs: list[int], min_prefix: int) -> list[tuple[list[int], int]]:
-    """Cluster requests whose prompts share at least ``min_prefix`` leading tokens.
-    Returns (member indices, shared length); the shared part always leaves each member at
-    least one token of its own (the engine needs a non-empty start)."""
-    order = sorted(idxs, key=lambda i: seqs[i])  # lexicographic: shared prefixes end up adjacent
-    groups: list[tuple[list[int], int]] = []
-    cur: list[int] = []
-    shared = 0
-    for i in order:
-        if cur:
-            s = min(shared, _common_prefix(seqs[cur[0]], seqs[i]), len(seqs[i]) - 1)
-            if s >= min_prefix:
-                cur.append(i)
-                shared = s
-                continue
-            groups.append((cur, shared if len(cur) > 1 else 0))
-        cur, shared = [i], len(seqs[i]) - 1
-    if cur:
-        groups.append((cur, shared if len(cur) > 1 else 0))
-    return groups
 
 
 class CT2Backend:
@@ -199,7 +170,7 @@ class CT2Backend:
         asynchronously, sized so every replica gets work; returns index -> GenerationResult."""
         calls: list[tuple[list[int], int]] = []
         plain: list[int] = []
-        for members, shared in _prefix_groups(seqs, idxs, self.min_shared_prefix):
+        for members, shared in prefix_groups(seqs, idxs, self.min_shared_prefix):
             if shared:
                 calls.append((members, shared))
             else:

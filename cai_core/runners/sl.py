@@ -41,7 +41,7 @@ class SLConfig:
     answer: GenerationParams = field(default_factory=lambda: GenerationParams(max_new_tokens=160, repetition_penalty=1.1))
     critique: GenerationParams = field(default_factory=lambda: GenerationParams(max_new_tokens=96, repetition_penalty=1.1))
     revision: GenerationParams = field(default_factory=lambda: GenerationParams(max_new_tokens=160, repetition_penalty=1.1))
-    chunk: int = 16
+    chunk: int = 64
     """Requests per backend call, and so per write: smaller loses less on a crash."""
 
     def __post_init__(self) -> None:
