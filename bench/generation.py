@@ -344,7 +344,7 @@ def write_samples(path: Path, prompts: list[str], baseline: list[str], stages: l
 
 # -- the bench ---------------------------------------------------------------------------------
 def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_tokens: int = 64,
-                         backends: Sequence[str] = ("ct2", "local"), project: str | None = None,
+                         backends: Sequence[str] = ("local", "ct2"), project: str | None = None,
                          chunk: int = 64, batch_size: int = 64, baseline_prompts: int | None = None,
                          judge_cot_pairs: int = 16, samples: Path | None = None, sample_count: int = 6,
                          baseline_sl_prompts: int = 8) -> dict:
@@ -379,9 +379,8 @@ def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_toke
     local = next((s for s in stages if s.spec == "local"), None)
     k = min(n, baseline_sl_prompts)
     if local is not None and k > 0 and len(local.requests) >= 3 * n:
-        # The local stage is greedy transformers fp32, which answers exactly as the baseline
-        # does (agreement_with_baseline.identical == 1.0): its requests are the ones a naive
-        # SL stage would send. Answers, critiques and revisions of the first k prompts.
+        # The requests a naive SL stage would send: answers, critiques and revisions of the
+        # first k prompts, as the local stage built them (few-shot turns, forced prefixes).
         reqs = [r for wave in range(3) for r in local.requests[wave * n: wave * n + k]]
         _log(f"baseline, SL stage: the same pipeline on the SL requests of {k} prompts, one at a time")
         base_sl = run_baseline_sl(model, reqs, new_tokens)
@@ -464,9 +463,10 @@ def main(args: argparse.Namespace) -> int:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts", type=int, default=64, help="shipped red-team prompts (default 64)")
     p.add_argument("--new-tokens", type=int, default=64, help="max new tokens per answer/critique/revision (default 64)")
-    p.add_argument("--backends", default="ct2,local",
-                   help="project backends to run, comma-separated: ct2, local, local:bfloat16 (default ct2,local)")
-    p.add_argument("--project", default="ct2", help="which backend the top-level project_* figures report (default ct2)")
+    p.add_argument("--backends", default="local,ct2",
+                   help="project backends to run, comma-separated: local (the default backend: engine, bf16 where native), "
+                        "local:float32, ct2 (default local,ct2)")
+    p.add_argument("--project", default="local", help="which backend the top-level project_* figures report (default local)")
     p.add_argument("--chunk", type=int, default=64, help="SL chunk: requests per backend call (default 64, as `cai sl`)")
     p.add_argument("--bench-batch-size", type=int, default=64, help="backend batch size (default 64)")
     p.add_argument("--baseline-prompts", type=int, help="run the slow baseline on only the first K prompts (default: all)")

@@ -38,7 +38,7 @@ def _common() -> argparse.ArgumentParser:
     S = argparse.SUPPRESS
     g.add_argument("--db", default=S, help="DuckDB file (default ./cai.duckdb, or $CAI_DB)")
     g.add_argument("--model", default=S, help="'embedded' (default), a local HF folder, or a served model name")
-    g.add_argument("--backend", default=S, choices=["local", "ct2", "openai", "scripted"], help="local transformers (default), the same model on CTranslate2 int8 (faster on CPU), an OpenAI-compatible server, or a deterministic fake")
+    g.add_argument("--backend", default=S, choices=["local", "ct2", "openai", "scripted"], help="local transformers with the batched engine (default; bf16 where the CPU has it), the same model on CTranslate2 int8, an OpenAI-compatible server, or a deterministic fake")
     g.add_argument("--base-url", default=S, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--api-key-env", default=S, help="name of the environment variable holding the API key (default OPENAI_API_KEY)")
     g.add_argument("--device", default=S, help="cuda | cpu | mps (default: cuda when present)")
@@ -175,23 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     be = add("bench", "benchmarks (source checkout): generation speed vs a naive baseline; store queries at scale")
     bes = be.add_subparsers(dest="action", required=True, metavar="ACTION")
     bg = bes.add_parser("generation", parents=[common], help="naive pipeline baseline vs the SL stage (+ judge), same prompts, one process")
-    bg.add_argument("--prompts", type=int, default=64, help="shipped red-team prompts (default 64)")
-    bg.add_argument("--new-tokens", type=int, default=64, help="max new tokens per answer/critique/revision (default 64)")
-    bg.add_argument("--backends", default="ct2,local", help="project backends, comma-separated: ct2, local, local:bfloat16 (default ct2,local)")
-    bg.add_argument("--project", default="ct2", help="backend the top-level project_* figures report (default ct2)")
-    bg.add_argument("--chunk", type=int, default=64, help="SL chunk: requests per backend call (default 64, as `cai sl`)")
-    bg.add_argument("--bench-batch-size", type=int, default=64, help="backend batch size (default 64)")
-    bg.add_argument("--baseline-prompts", type=int, help="run the slow baseline on only the first K prompts (default: all)")
-    bg.add_argument("--baseline-sl-prompts", type=int, default=8, help="also run the naive pipeline on the SL stage's own requests of K prompts (default 8; 0 = skip)")
-    bg.add_argument("--judge-cot-pairs", type=int, default=16, help="pairs judged in CoT mode (default 16; 0 = skip)")
-    bg.add_argument("--samples", help="side-by-side samples file (default bench/samples.md; '-' = none)")
-    bg.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     bs = bes.add_parser("store", parents=[common], help="app queries on a synthetic database: p50/p95 latency")
-    bs.add_argument("--verdicts", type=int, default=1_000_000, help="synthetic verdicts (default 1000000; comparisons = verdicts / 10)")
-    bs.add_argument("--repeat", type=int, default=20, help="timed calls per query (default 20)")
-    bs.add_argument("--bench-db", help="reuse (or create) this DuckDB file instead of a temporary one")
-    bs.add_argument("--only", action="append", help="time only queries whose name contains this (repeatable)")
-    bs.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    bench = _bench_modules()
+    if bench is not None:  # the options live with the benchmarks themselves
+        bench[0].add_arguments(bg)
+        bench[1].add_arguments(bs)
 
     app = add("app", "start the Gradio app")
     app.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -379,20 +367,26 @@ def _dispatch(args, services) -> int:
     raise AssertionError(cmd)
 
 
-def _bench(args) -> int:
-    # bench/ lives beside cai_core/ in a source checkout and is not installed as a package.
+def _bench_modules():
+    """(bench.generation, bench.store) from the source checkout, or None when installed
+    without one (bench/ lives beside cai_core/ and is not packaged)."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     if not (root / "bench" / "__init__.py").is_file():
-        raise FileNotFoundError(f"`cai bench` needs a source checkout: no bench/ folder in {root}")
+        return None
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    if args.action == "generation":
-        from bench.generation import main as bench_main
-    else:
-        from bench.store import main as bench_main
-    return bench_main(args)
+    from bench import generation, store
+
+    return generation, store
+
+
+def _bench(args) -> int:
+    bench = _bench_modules()
+    if bench is None:
+        raise FileNotFoundError("`cai bench` needs a source checkout: no bench/ folder beside cai_core/")
+    return (bench[0] if args.action == "generation" else bench[1]).main(args)
 
 
 def _pairs(args, services) -> int:

@@ -161,3 +161,30 @@ def test_engine_matches_transformers_on_the_embedded_model():
     got, ref = eng.generate(crit), hf.generate(crit)
     assert [c.text for c in got] == [c.text for c in ref]
     assert all(c.text.strip() for c in got)
+
+
+def test_a_call_extending_earlier_rows_reuses_their_keys_and_values(gqa_lm):
+    """The revision-after-critique shape: the second prompts are the first prompts plus
+    their answers plus a new turn. Reused keys/values must give what a cold run gives."""
+    model, tok = gqa_lm
+    params = GenerationParams(max_new_tokens=12, repetition_penalty=1.2)
+    first = _requests(params)
+    warm = HFLocalBackend.from_objects(model, tok, id="warm")
+    answers = warm.generate(first)
+    follow = [Request(r.messages + chat(("assistant", a.text), ("user", "Now rewrite it, shorter.")), params)
+              for r, a in zip(first, answers)]
+    assert warm.kv_cache.rows  # the first call left its rows
+    calls = []
+    original = engine._prefill
+    engine._prefill = lambda model, st, idx, rows, need, *a: (calls.append([need[i] for i in idx]), original(model, st, idx, rows, need, *a))[1]
+    try:
+        got = warm.generate(follow)
+    finally:
+        engine._prefill = original
+    cold = HFLocalBackend.from_objects(model, tok, id="cold", engine=False, batch_size=1).generate(follow)
+    assert [c.text for c in got] == [c.text for c in cold]
+    seqs = [tok(render_request(tok, r), add_special_tokens=False)["input_ids"] for r in follow]
+    (_, shared), = engine.prefix_groups(seqs, range(len(seqs)), engine.MIN_SHARED_PREFIX)
+    computed = sum(sum(c) for c in calls)
+    own = sum(len(s) - shared for s in seqs)
+    assert computed < own / 2, (computed, own)  # most of each row came from the cache

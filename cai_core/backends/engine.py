@@ -30,7 +30,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["ATTN_IMPLEMENTATION", "EngineParams", "Output", "enable", "generate", "prefix_groups"]
+__all__ = ["ATTN_IMPLEMENTATION", "EngineParams", "KVCache", "Output", "enable", "generate", "prefix_groups"]
 
 ATTN_IMPLEMENTATION = "cai_cascade"
 PREFILL_TOKENS = 2048
@@ -219,22 +219,87 @@ def _pick(logits: torch.Tensor, seen: torch.Tensor, p: EngineParams, gen: torch.
     return torch.multinomial(probs, 1, generator=gen).squeeze(1)
 
 
-def _prefill(model, st: _State, idx: list[int], rows: list[list[int]], width: int, w: int, P: int, pad: int,
+class KVCache:
+    """Keys/values of recently decoded rows, reused by later calls that extend them.
+
+    The SL stage's revision prompt is its critique prompt plus the critique: with the
+    critique rows' keys/values kept (shared prefix once, each row's own tokens), a revision
+    row computes only what follows. Bounded by bytes; the oldest rows go first."""
+
+    def __init__(self, max_bytes: int = 768 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self.prefixes: dict[tuple[int, ...], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self.rows: dict[tuple[int, ...], list[tuple[tuple[int, ...], list[torch.Tensor], list[torch.Tensor]]]] = {}
+        self.bytes = 0
+        self._order: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+
+    @staticmethod
+    def _size(ts: list[torch.Tensor]) -> int:
+        return sum(t.numel() * t.element_size() for t in ts)
+
+    def put_prefix(self, prefix: tuple[int, ...], kt: list[torch.Tensor], v: list[torch.Tensor]) -> None:
+        if prefix not in self.prefixes:
+            self.prefixes[prefix] = (kt, v)
+            self.bytes += self._size(kt) + self._size(v)
+
+    def put_row(self, prefix: tuple[int, ...], tokens: tuple[int, ...], kt: list[torch.Tensor], v: list[torch.Tensor]) -> None:
+        self.rows.setdefault(prefix, []).append((tokens, kt, v))
+        self._order.append((prefix, tokens))
+        self.bytes += self._size(kt) + self._size(v)
+        while self.bytes > self.max_bytes and self._order:
+            pre, toks = self._order.pop(0)
+            entries = self.rows.get(pre, [])
+            for k, e in enumerate(entries):
+                if e[0] == toks:
+                    self.bytes -= self._size(e[1]) + self._size(e[2])
+                    del entries[k]
+                    break
+            if not entries and pre in self.rows:
+                del self.rows[pre]
+                if pre in self.prefixes:
+                    kt0, v0 = self.prefixes.pop(pre)
+                    self.bytes -= self._size(kt0) + self._size(v0)
+
+    def best_row(self, prefix: tuple[int, ...], row: list[int]):
+        """The cached row sharing the longest start with ``row`` (leaving it at least one
+        token to compute): (shared length, keys, values), or None."""
+        best, found = 0, None
+        for toks, kt, v in self.rows.get(prefix, ()):
+            n = min(len(toks), len(row) - 1)
+            m = 0
+            while m < n and toks[m] == row[m]:
+                m += 1
+            if m > best:
+                best, found = m, (kt, v)
+        return (best, *found) if found is not None and best >= 16 else None
+
+
+def _prefill(model, st: _State, idx: list[int], rows: list[list[int]], need: list[int], width: int, P: int, pad: int,
              logits: torch.Tensor) -> None:
-    """Forward rows ``idx`` (indices into the batch) over the last ``w`` buffer columns."""
+    """Forward the last ``max(need)`` tokens of rows ``idx`` (indices into the batch); the
+    rows' earlier tokens are already in the buffers (reused) and are attended to."""
     device = logits.device
-    ids = torch.tensor([[pad] * (w - len(rows[i])) + rows[i] for i in idx], device=device)
-    valid = torch.tensor([[False] * (w - len(rows[i])) + [True] * len(rows[i]) for i in idx], device=device)
-    positions = (P + valid.long().cumsum(-1) - 1).clamp(min=P)
+    q = max(need[i] for i in idx)
+    ids = torch.tensor([([pad] * (q - len(rows[i])) + rows[i])[-q:] for i in idx], device=device)
+    valid = torch.tensor([([False] * (q - len(rows[i])) + [True] * len(rows[i]))[-q:] for i in idx], device=device)
+    positions = torch.stack([P + len(rows[i]) - q + torch.arange(q, device=device) for i in idx]).clamp(min=P)
     sel = torch.tensor(idx, device=device)
     run = idx == list(range(idx[0], idx[0] + len(idx)))
-    st.begin(slice(idx[0], idx[-1] + 1) if run else sel, width - w, w, valid, first=width - w)
+    first = width - max(len(rows[i]) for i in idx)
+    st.begin(slice(idx[0], idx[-1] + 1) if run else sel, width - q, q, valid, first=first)
     logits[sel] = _forward(model, ids, positions, st)
+
+
+def _stash(cache: KVCache, prefix: tuple[int, ...], st: _State, j: int, tokens: list[int], start: int) -> None:
+    """Keep batch row ``j``'s keys/values (columns start.. for ``tokens``) for later calls."""
+    end = start + len(tokens)
+    cache.put_row(prefix, tuple(tokens), [t[j, :, :, start:end].clone() for t in st.kt],
+                  [t[j, :, start:end].clone() for t in st.v])
 
 
 @torch.inference_mode()
 def _generate_group(model, prefix: list[int], rows: list[list[int]], p: EngineParams, eos: set[int], pad: int,
-                    gen: torch.Generator | None) -> list[Output]:
+                    gen: torch.Generator | None, cache: KVCache | None = None) -> list[Output]:
     """Decode rows that share ``prefix`` (each row: its own prompt tokens after the prefix)."""
     cfg = model.config
     device = next(model.parameters()).device
@@ -243,33 +308,49 @@ def _generate_group(model, prefix: list[int], rows: list[list[int]], p: EnginePa
     kvh = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     P = len(prefix)
+    key = tuple(prefix)
     n = len(rows)
     width = max(len(r) for r in rows)
     st = _State(layers, n, kvh, head_dim, width + p.max_new_tokens, dtype, device)
     vocab = model.get_output_embeddings().weight.shape[0]
     seen = torch.zeros(n, vocab, dtype=torch.bool, device=device)
     if P:
-        pst = _State(layers, 1, kvh, head_dim, P, dtype, device)
-        pst.begin(slice(0, 1), 0, P)
-        model(input_ids=torch.tensor([prefix], device=device), position_ids=torch.arange(P, device=device)[None],
-              use_cache=False, logits_to_keep=1, cai_state=pst)
-        st.prefix_kt = [t[0] for t in pst.kt]
-        st.prefix_v = [t[0] for t in pst.v]
+        if cache is not None and key in cache.prefixes:
+            st.prefix_kt, st.prefix_v = cache.prefixes[key]
+        else:
+            pst = _State(layers, 1, kvh, head_dim, P, dtype, device)
+            pst.begin(slice(0, 1), 0, P)
+            model(input_ids=torch.tensor([prefix], device=device), position_ids=torch.arange(P, device=device)[None],
+                  use_cache=False, logits_to_keep=1, cai_state=pst)
+            st.prefix_kt = [t[0] for t in pst.kt]
+            st.prefix_v = [t[0] for t in pst.v]
+            if cache is not None:
+                cache.put_prefix(key, st.prefix_kt, st.prefix_v)
         seen[:, torch.tensor(sorted(set(prefix)), device=device)] = True
-        del pst
-    # prefill: rows sit left-padded in the buffers (a row of length L fills the last L of the
-    # `width` columns); rows go in slices of similar length, each as wide as its longest row
+    # rows sit left-padded in the buffers (a row of length L fills the last L of the `width`
+    # columns); a row continuing a cached one gets those keys/values copied in
+    need = [len(r) for r in rows]
     for i, r in enumerate(rows):
         seen[i, torch.tensor(r, device=device)] = True
+        hit = cache.best_row(key, r) if cache is not None else None
+        if hit is not None:
+            m, kt, v = hit
+            c0 = width - len(r)
+            for li in range(layers):
+                st.kt[li][i, :, :, c0 : c0 + m] = kt[li][:, :, :m]
+                st.v[li][i, :, c0 : c0 + m] = v[li][:, :m]
+            st.valid[i, c0 : c0 + m] = True
+            need[i] = len(r) - m
+    # prefill in slices of rows needing similar numbers of tokens
     logits = torch.empty(n, vocab, device=device)
-    order = sorted(range(n), key=lambda i: len(rows[i]))
+    order = sorted(range(n), key=lambda i: need[i])
     a = 0
     while a < n:
-        k = 1  # grow the slice while (rows x its longest row) stays within PREFILL_TOKENS
-        while a + k < n and (k + 1) * len(rows[order[a + k]]) <= PREFILL_TOKENS:
+        k = 1  # grow the slice while (rows x its largest need) stays within PREFILL_TOKENS
+        while a + k < n and (k + 1) * need[order[a + k]] <= PREFILL_TOKENS:
             k += 1
-        idx = order[a : a + k]
-        _prefill(model, st, idx, rows, width, len(rows[idx[-1]]), P, pad, logits)
+        idx = sorted(order[a : a + k])
+        _prefill(model, st, idx, rows, need, width, P, pad, logits)
         a += k
     st.rows = slice(None)
     pos = torch.tensor([P + len(r) - 1 for r in rows], device=device)
@@ -278,6 +359,11 @@ def _generate_group(model, prefix: list[int], rows: list[list[int]], p: EnginePa
     stopped = [False] * n
     eos_t = torch.tensor(sorted(eos), device=device)
     col = width
+
+    def stash(j: int, orig: int) -> None:  # the row's prompt + the tokens fed back so far
+        if cache is not None:
+            _stash(cache, key, st, j, rows[orig] + outs[orig][:-1], width - len(rows[orig]))
+
     for t in range(p.max_new_tokens):
         nxt = _pick(logits, seen, p, gen)
         tokens, ends = nxt.tolist(), torch.isin(nxt, eos_t).tolist()
@@ -293,6 +379,9 @@ def _generate_group(model, prefix: list[int], rows: list[list[int]], p: EnginePa
             break
         if len(running) < live.numel() and (len(running) <= live.numel() * 3 // 4 or len(running) < 4):
             # drop finished rows (copying the row buffers costs about one step: not for every row)
+            for j, orig in enumerate(live.tolist()):
+                if stopped[orig]:
+                    stash(j, orig)
             keep = torch.tensor(running, device=device)
             st.select(keep)
             live, nxt, pos, seen = live[keep], nxt[keep], pos[keep], seen[keep]
@@ -301,12 +390,15 @@ def _generate_group(model, prefix: list[int], rows: list[list[int]], p: EnginePa
         st.begin(slice(None), col, 1)
         logits = _forward(model, nxt[:, None], pos[:, None], st)
         col += 1
+    for j, orig in enumerate(live.tolist()):
+        stash(j, orig)
     return [Output(o, s) for o, s in zip(outs, stopped)]
 
 
 def generate(model, prompts: Sequence[Sequence[int]], params: EngineParams, *, eos: set[int], pad: int,
-             batch_size: int = 64, min_shared_prefix: int = MIN_SHARED_PREFIX) -> list[Output]:
-    """Decode every prompt (token ids, already templated); returns outputs in input order."""
+             batch_size: int = 64, min_shared_prefix: int = MIN_SHARED_PREFIX, cache: KVCache | None = None) -> list[Output]:
+    """Decode every prompt (token ids, already templated); returns outputs in input order.
+    With ``cache``, rows extending earlier rows reuse their keys/values (see KVCache)."""
     gen = None
     if params.temperature > 0:
         gen = torch.Generator(device=next(model.parameters()).device)
@@ -325,7 +417,7 @@ def generate(model, prompts: Sequence[Sequence[int]], params: EngineParams, *, e
         for a in range(0, len(members), batch_size):
             chunk = members[a : a + batch_size]
             outs = _generate_group(model, list(prompts[chunk[0]][:shared]), [list(prompts[i][shared:]) for i in chunk],
-                                   params, eos, pad, gen)
+                                   params, eos, pad, gen, cache)
             for i, o in zip(chunk, outs):
                 results[i] = o
     return results  # type: ignore[return-value]
