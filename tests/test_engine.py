@@ -188,3 +188,30 @@ def test_a_call_extending_earlier_rows_reuses_their_keys_and_values(gqa_lm):
     computed = sum(sum(c) for c in calls)
     own = sum(len(s) - shared for s in seqs)
     assert computed < own / 2, (computed, own)  # most of each row came from the cache
+
+
+def test_groups_with_different_prefixes_decode_together_as_generate_would(gqa_lm):
+    """One batch holding two few-shot groups, a lone long prompt and short plain prompts:
+    each row sees only its own prefix."""
+    model, tok = gqa_lm
+    params = GenerationParams(max_new_tokens=10, repetition_penalty=1.2)
+    other = chat(("user", "A different worked example, about bicycles and their chains in the rain?"),
+                 ("assistant", "Dry the chain, oil it lightly, and wipe the extra oil off."))
+    lone = chat(*[("user" if k % 2 == 0 else "assistant", f"Turn {k} of a long unrelated chat about maps, rivers, roads and old towns.")
+                  for k in range(9)])
+    reqs = ([Request(SHOTS + chat(("user", q)), params) for q in QUESTIONS[:3]]
+            + [Request(other + chat(("user", q)), params) for q in QUESTIONS[2:]]
+            + [Request(lone + chat(("user", "And the sea?")), params)]
+            + [Request(chat(("user", q)), params) for q in QUESTIONS[:2]])
+    seqs = [tok(render_request(tok, r), add_special_tokens=False)["input_ids"] for r in reqs]
+    calls = []
+    original = engine._generate_batch
+    engine._generate_batch = lambda model, parts, *a: (calls.append(len(parts)), original(model, parts, *a))[1]
+    try:
+        got = _eng(model, tok, reqs)
+    finally:
+        engine._generate_batch = original
+    assert calls == [4]  # one batch: two few-shot groups, the lone long prompt, the short plain ones
+    assert len(seqs[-3]) >= engine.LONE_PREFIX
+    assert [c.text for c in got] == [c.text for c in _hf(model, tok, reqs)]
+    assert len(seqs) == len(got)

@@ -37,6 +37,10 @@ PREFILL_TOKENS = 2048
 """Rows x tokens per prefill forward (bounds the score matrices' memory)."""
 MIN_SHARED_PREFIX = 32
 """Tokens a group of prompts must share before the shared part is computed once."""
+LONE_PREFIX = 128
+"""A prompt sharing no prefix with the others and at least this long decodes as its own
+group (all but its last token as its prefix), so it does not widen every row of the batch;
+shorter ones stay plain rows (a group per short prompt would cost more in attention calls)."""
 _registered = False
 
 
@@ -83,8 +87,12 @@ class _State:
         # zeros, not empty: masked columns get probability 0, and 0 x NaN garbage would be NaN
         self.kt = [torch.zeros(rows, kv_heads, head_dim, capacity, dtype=dtype, device=device) for _ in range(layers)]
         self.v = [torch.zeros(rows, kv_heads, capacity, head_dim, dtype=dtype, device=device) for _ in range(layers)]
-        self.prefix_kt: list[torch.Tensor | None] = [None] * layers  # [kv_heads, head_dim, P]
-        self.prefix_v: list[torch.Tensor | None] = [None] * layers  # [kv_heads, P, head_dim]
+        # per group of rows: its shared prefix's keys ([kv_heads, head_dim, P] per layer) and
+        # values ([kv_heads, P, head_dim]), or None; rows of a group are contiguous
+        self.prefix_kt: list[list[torch.Tensor] | None] = []
+        self.prefix_v: list[list[torch.Tensor] | None] = []
+        self.gid = torch.zeros(rows, dtype=torch.long)
+        self.segments: list[tuple[int, int, int]] = []  # (start, end, group) within the current forward's rows
         self.valid = torch.zeros(rows, capacity, dtype=torch.bool, device=device)
         self.rows = slice(0, rows)  # the rows the current forward covers
         self.col = 0  # first column the current forward writes
@@ -92,10 +100,18 @@ class _State:
         self.q = 0
         self.mask: torch.Tensor | None = None
 
-    def begin(self, rows: slice, col: int, q: int, valid: torch.Tensor | None = None, first: int = 0) -> None:
+    def begin(self, rows, col: int, q: int, valid: torch.Tensor | None = None, first: int = 0) -> None:
         """Prepare a forward of ``q`` new tokens for ``rows`` at columns ``col..col+q``
         (``valid`` marks their real tokens; columns before ``first`` are not attended)."""
         self.valid[rows, col : col + q] = True if valid is None else valid
+        gids = self.gid[rows].tolist()
+        self.segments = []
+        for i, gi in enumerate(gids):
+            if self.segments and self.segments[-1][2] == gi:
+                a, _, _ = self.segments[-1]
+                self.segments[-1] = (a, i + 1, gi)
+            else:
+                self.segments.append((i, i + 1, gi))
         self.rows, self.col, self.q, self.first = rows, col, q, first
         end = col + q
         keys = self.valid[rows, first:end]  # [b, S]
@@ -111,6 +127,7 @@ class _State:
         self.kt = [t.index_select(0, keep) for t in self.kt]
         self.v = [t.index_select(0, keep) for t in self.v]
         self.valid = self.valid.index_select(0, keep)
+        self.gid = self.gid.index_select(0, keep.cpu())
 
 
 def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, cai_state: _State | None = None,
@@ -136,30 +153,37 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
     width = end - st.first
     mask = st.mask if g == 1 else st.mask.unsqueeze(2).expand(b, 1, g, q, width).reshape(b, 1, g * q, width)
     s_row.masked_fill_(~mask, float("-inf"))
-    pkt, pv = st.prefix_kt[li], st.prefix_v[li]
-    if pkt is None:
-        out = torch.matmul(torch.softmax(s_row, dim=-1), vs)
-    else:
-        # every row sees the whole prefix: one product over all rows' queries
-        qp = qg.transpose(0, 1).reshape(kvh, b * g * q, d)
-        s_pre = torch.matmul(qp, pkt)  # [kvh, b*g*q, P]
-        P = s_pre.shape[-1]
-        if q > 1:
-            # prefill: one fused softmax over [prefix | row] scores (the score tensors are
-            # large here; separate max/exp/sum passes over them cost more than the products)
-            probs = torch.softmax(torch.cat([s_pre.view(kvh, b, g * q, P), s_row.transpose(0, 1)], dim=-1), dim=-1)
-            o_pre = torch.matmul(probs[..., :P].reshape(kvh, b * g * q, P), pv).view(kvh, b, g * q, d).transpose(0, 1)
-            out = o_pre + torch.matmul(probs[..., P:].transpose(0, 1), vs)
-        else:
-            s_pre = s_pre.view(kvh, b, g * q, P).transpose(0, 1)  # [b, kvh, g*q, P]
-            m = torch.maximum(s_pre.amax(-1, keepdim=True), s_row.amax(-1, keepdim=True))
-            e_pre = torch.exp(s_pre - m)
-            e_row = torch.exp(s_row - m)
-            den = e_pre.sum(-1, keepdim=True) + e_row.sum(-1, keepdim=True)
-            o_pre = torch.matmul(e_pre.transpose(0, 1).reshape(kvh, b * g * q, P), pv).view(kvh, b, g * q, d).transpose(0, 1)
-            out = (o_pre + torch.matmul(e_row, vs)) / den
+    parts = []
+    for a, e, gi in st.segments:
+        pre = st.prefix_kt[gi]
+        parts.append(_combine(qg[a:e], s_row[a:e], vs[a:e], pre[li] if pre is not None else None,
+                              st.prefix_v[gi][li] if pre is not None else None, q))
+    out = parts[0] if len(parts) == 1 else torch.cat(parts)
     out = out.reshape(b, kvh, g, q, d).reshape(b, heads, q, d).transpose(1, 2).contiguous()
     return out, None
+
+
+def _combine(qg, s_row, vs, pkt, pv, q: int) -> torch.Tensor:
+    """Attention output of rows sharing one prefix (or none): [b, kvh, g*q, d]."""
+    if pkt is None:
+        return torch.matmul(torch.softmax(s_row, dim=-1), vs)
+    b, kvh, gq, d = qg.shape
+    # every row sees the whole prefix: one product over all rows' queries
+    s_pre = torch.matmul(qg.transpose(0, 1).reshape(kvh, b * gq, d), pkt)  # [kvh, b*gq, P]
+    P = s_pre.shape[-1]
+    if q > 1:
+        # prefill: one fused softmax over [prefix | row] scores (the score tensors are large
+        # here; separate max/exp/sum passes over them cost more than the products)
+        probs = torch.softmax(torch.cat([s_pre.view(kvh, b, gq, P), s_row.transpose(0, 1)], dim=-1), dim=-1)
+        o_pre = torch.matmul(probs[..., :P].reshape(kvh, b * gq, P), pv).view(kvh, b, gq, d).transpose(0, 1)
+        return o_pre + torch.matmul(probs[..., P:].transpose(0, 1), vs)
+    s_pre = s_pre.view(kvh, b, gq, P).transpose(0, 1)  # [b, kvh, gq, P]
+    m = torch.maximum(s_pre.amax(-1, keepdim=True), s_row.amax(-1, keepdim=True))
+    e_pre = torch.exp(s_pre - m)
+    e_row = torch.exp(s_row - m)
+    den = e_pre.sum(-1, keepdim=True) + e_row.sum(-1, keepdim=True)
+    o_pre = torch.matmul(e_pre.transpose(0, 1).reshape(kvh, b * gq, P), pv).view(kvh, b, gq, d).transpose(0, 1)
+    return (o_pre + torch.matmul(e_row, vs)) / den
 
 
 def enable(model) -> None:
@@ -274,15 +298,17 @@ class KVCache:
         return (best, *found) if found is not None and best >= 16 else None
 
 
-def _prefill(model, st: _State, idx: list[int], rows: list[list[int]], need: list[int], width: int, P: int, pad: int,
-             logits: torch.Tensor) -> None:
-    """Forward the last ``max(need)`` tokens of rows ``idx`` (indices into the batch); the
+def _prefill(model, st: _State, idx: list[int], rows: list[list[int]], need: list[int], width: int, plen: list[int],
+             pad: int, logits: torch.Tensor) -> None:
+    """Forward the last ``max(need)`` tokens of rows ``idx`` (batch indices, one group); the
     rows' earlier tokens are already in the buffers (reused) and are attended to."""
     device = logits.device
     q = max(need[i] for i in idx)
     ids = torch.tensor([([pad] * (q - len(rows[i])) + rows[i])[-q:] for i in idx], device=device)
     valid = torch.tensor([([False] * (q - len(rows[i])) + [True] * len(rows[i]))[-q:] for i in idx], device=device)
-    positions = torch.stack([P + len(rows[i]) - q + torch.arange(q, device=device) for i in idx]).clamp(min=P)
+    start = torch.tensor([plen[i] + len(rows[i]) - q for i in idx], device=device)
+    positions = torch.maximum(start[:, None] + torch.arange(q, device=device)[None],
+                              torch.tensor([plen[i] for i in idx], device=device)[:, None])
     sel = torch.tensor(idx, device=device)
     run = idx == list(range(idx[0], idx[0] + len(idx)))
     first = width - max(len(rows[i]) for i in idx)
@@ -298,41 +324,55 @@ def _stash(cache: KVCache, prefix: tuple[int, ...], st: _State, j: int, tokens: 
 
 
 @torch.inference_mode()
-def _generate_group(model, prefix: list[int], rows: list[list[int]], p: EngineParams, eos: set[int], pad: int,
+def _generate_batch(model, parts: list[tuple[list[int], list[list[int]]]], p: EngineParams, eos: set[int], pad: int,
                     gen: torch.Generator | None, cache: KVCache | None = None) -> list[Output]:
-    """Decode rows that share ``prefix`` (each row: its own prompt tokens after the prefix)."""
+    """Decode one batch: ``parts`` are (shared prefix, rows after it) groups, decoded
+    together (each row's queries see its own group's prefix). Outputs in row order."""
     cfg = model.config
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     layers = cfg.num_hidden_layers
     kvh = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    P = len(prefix)
-    key = tuple(prefix)
+    rows = [r for _, rs in parts for r in rs]
+    gids = [k for k, (_, rs) in enumerate(parts) for _ in rs]
+    keys = [tuple(pre) for pre, _ in parts]
+    plen = [len(parts[k][0]) for k in gids]
     n = len(rows)
     width = max(len(r) for r in rows)
     st = _State(layers, n, kvh, head_dim, width + p.max_new_tokens, dtype, device)
+    st.gid = torch.tensor(gids, dtype=torch.long)
     vocab = model.get_output_embeddings().weight.shape[0]
     seen = torch.zeros(n, vocab, dtype=torch.bool, device=device)
-    if P:
-        if cache is not None and key in cache.prefixes:
-            st.prefix_kt, st.prefix_v = cache.prefixes[key]
+    a = 0
+    for (prefix, rs), key in zip(parts, keys):
+        P = len(prefix)
+        if not P:
+            st.prefix_kt.append(None)
+            st.prefix_v.append(None)
+        elif cache is not None and key in cache.prefixes:
+            kt, v = cache.prefixes[key]
+            st.prefix_kt.append(kt)
+            st.prefix_v.append(v)
         else:
             pst = _State(layers, 1, kvh, head_dim, P, dtype, device)
+            pst.prefix_kt, pst.prefix_v = [None], [None]
             pst.begin(slice(0, 1), 0, P)
             model(input_ids=torch.tensor([prefix], device=device), position_ids=torch.arange(P, device=device)[None],
                   use_cache=False, logits_to_keep=1, cai_state=pst)
-            st.prefix_kt = [t[0] for t in pst.kt]
-            st.prefix_v = [t[0] for t in pst.v]
+            st.prefix_kt.append([t[0] for t in pst.kt])
+            st.prefix_v.append([t[0] for t in pst.v])
             if cache is not None:
-                cache.put_prefix(key, st.prefix_kt, st.prefix_v)
-        seen[:, torch.tensor(sorted(set(prefix)), device=device)] = True
+                cache.put_prefix(key, st.prefix_kt[-1], st.prefix_v[-1])
+        if P:
+            seen[a : a + len(rs), torch.tensor(sorted(set(prefix)), device=device)] = True
+        a += len(rs)
     # rows sit left-padded in the buffers (a row of length L fills the last L of the `width`
     # columns); a row continuing a cached one gets those keys/values copied in
     need = [len(r) for r in rows]
     for i, r in enumerate(rows):
         seen[i, torch.tensor(r, device=device)] = True
-        hit = cache.best_row(key, r) if cache is not None else None
+        hit = cache.best_row(keys[gids[i]], r) if cache is not None else None
         if hit is not None:
             m, kt, v = hit
             c0 = width - len(r)
@@ -341,19 +381,19 @@ def _generate_group(model, prefix: list[int], rows: list[list[int]], p: EnginePa
                 st.v[li][i, :, c0 : c0 + m] = v[li][:, :m]
             st.valid[i, c0 : c0 + m] = True
             need[i] = len(r) - m
-    # prefill in slices of rows needing similar numbers of tokens
+    # prefill group by group, in slices of rows needing similar numbers of tokens
     logits = torch.empty(n, vocab, device=device)
-    order = sorted(range(n), key=lambda i: need[i])
-    a = 0
-    while a < n:
-        k = 1  # grow the slice while (rows x its largest need) stays within PREFILL_TOKENS
-        while a + k < n and (k + 1) * need[order[a + k]] <= PREFILL_TOKENS:
-            k += 1
-        idx = sorted(order[a : a + k])
-        _prefill(model, st, idx, rows, need, width, P, pad, logits)
-        a += k
+    for k in range(len(parts)):
+        order = sorted((i for i in range(n) if gids[i] == k), key=lambda i: need[i])
+        a = 0
+        while a < len(order):
+            c = 1  # grow the slice while (rows x its largest need) stays within PREFILL_TOKENS
+            while a + c < len(order) and (c + 1) * need[order[a + c]] <= PREFILL_TOKENS:
+                c += 1
+            _prefill(model, st, sorted(order[a : a + c]), rows, need, width, plen, pad, logits)
+            a += c
     st.rows = slice(None)
-    pos = torch.tensor([P + len(r) - 1 for r in rows], device=device)
+    pos = torch.tensor([plen[i] + len(r) - 1 for i, r in enumerate(rows)], device=device)
     live = torch.arange(n, device=device)  # original index of each batch row
     outs: list[list[int]] = [[] for _ in range(n)]
     stopped = [False] * n
@@ -362,7 +402,7 @@ def _generate_group(model, prefix: list[int], rows: list[list[int]], p: EnginePa
 
     def stash(j: int, orig: int) -> None:  # the row's prompt + the tokens fed back so far
         if cache is not None:
-            _stash(cache, key, st, j, rows[orig] + outs[orig][:-1], width - len(rows[orig]))
+            _stash(cache, keys[gids[orig]], st, j, rows[orig] + outs[orig][:-1], width - len(rows[orig]))
 
     for t in range(p.max_new_tokens):
         nxt = _pick(logits, seen, p, gen)
@@ -395,6 +435,23 @@ def _generate_group(model, prefix: list[int], rows: list[list[int]], p: EnginePa
     return [Output(o, s) for o, s in zip(outs, stopped)]
 
 
+def _batches(prompts: Sequence[Sequence[int]], groups: list[tuple[list[int], int]], batch_size: int):
+    """Pack groups into batches of at most ``batch_size`` rows: (prefix, [(index, row)]) parts.
+    Big groups first; a group larger than the room left is split."""
+    batches: list[list[tuple[list[int], list[int]]]] = []
+    room = 0
+    for members, shared in sorted(groups, key=lambda g: -len(g[0])):
+        members = sorted(members, key=lambda i: len(prompts[i]))  # similar lengths together: less padding
+        while members:
+            if room == 0:
+                batches.append([])
+                room = batch_size
+            take, members = members[:room], members[room:]
+            batches[-1].append((list(prompts[take[0]][:shared]), take))
+            room -= len(take)
+    return batches
+
+
 def generate(model, prompts: Sequence[Sequence[int]], params: EngineParams, *, eos: set[int], pad: int,
              batch_size: int = 64, min_shared_prefix: int = MIN_SHARED_PREFIX, cache: KVCache | None = None) -> list[Output]:
     """Decode every prompt (token ids, already templated); returns outputs in input order.
@@ -408,16 +465,17 @@ def generate(model, prompts: Sequence[Sequence[int]], params: EngineParams, *, e
     for members, shared in prefix_groups(prompts, range(len(prompts)), min_shared_prefix):
         if shared:
             groups.append((members, shared))
+        elif len(members) == 1 and len(prompts[members[0]]) >= LONE_PREFIX:
+            # a long prompt alone: all but its last token as its own prefix, so its row is
+            # short and does not widen the batch everyone attends over
+            groups.append((members, len(prompts[members[0]]) - 1))
         else:
             plain += members
     if plain:
         groups.append((plain, 0))
-    for members, shared in groups:
-        members = sorted(members, key=lambda i: len(prompts[i]))  # similar lengths share a batch: less padding
-        for a in range(0, len(members), batch_size):
-            chunk = members[a : a + batch_size]
-            outs = _generate_group(model, list(prompts[chunk[0]][:shared]), [list(prompts[i][shared:]) for i in chunk],
-                                   params, eos, pad, gen, cache)
-            for i, o in zip(chunk, outs):
-                results[i] = o
+    for batch in _batches(prompts, groups, batch_size):
+        parts = [(prefix, [list(prompts[i][len(prefix):]) for i in idx]) for prefix, idx in batch]
+        outs = _generate_batch(model, parts, params, eos, pad, gen, cache)
+        for i, o in zip([i for _, idx in batch for i in idx], outs):
+            results[i] = o
     return results  # type: ignore[return-value]

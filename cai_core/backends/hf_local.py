@@ -47,6 +47,29 @@ def default_device() -> str:
     return "cpu"
 
 
+def _busy_cores() -> float:
+    """Cores other processes keep busy right now: runnable tasks (from /proc/loadavg's
+    "running/total" field, sampled a few times, the least seen) minus this process's one
+    running thread. The 1-minute load average would count this process's own recent work
+    (a benchmark's previous stage, a matmul probe) as somebody else's."""
+    import time
+
+    seen = []
+    for _ in range(5):
+        try:
+            with open("/proc/loadavg") as f:
+                seen.append(int(f.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            break
+        time.sleep(0.02)
+    if seen:
+        return float(max(0, min(seen)))
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return 0.0
+
+
 def default_threads() -> int:
     """Threads for torch on CPU: the cores not already busy with other processes.
 
@@ -56,11 +79,7 @@ def default_threads() -> int:
     tok/s, 1 thread at 12-45 tok/s. On a quiet machine all cores are used.
     """
     n = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return n
-    return max(1, min(n, round(n - busy)))
+    return max(1, min(n, round(n - _busy_cores())))
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
@@ -106,30 +125,41 @@ class HFLocalBackend:
             "float16": torch.float16,
         }[dtype]
         tokenizer = AutoTokenizer.from_pretrained(path)
-        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
         name = "embedded:SmolLM2-135M-Instruct" if str(model) == EMBEDDED else f"hf:{Path(path).resolve()}"
-        gen_dtype = torch.bfloat16 if dtype == "auto" and self.device == "cpu" and cpu_has_bf16() else None
-        self._setup(lm, tokenizer, name, batch_size, engine=engine, gen_dtype=gen_dtype)
+        if dtype == "auto" and self.device == "cpu" and cpu_has_bf16():
+            # generation in bf16; the fp32 scoring model loads on the first choice_logprobs call
+            # (an SL run never scores: one copy of the weights in memory, not two)
+            lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16)
+            self._setup(lm, tokenizer, name, batch_size, engine=engine,
+                        scorer=lambda: AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32))
+        else:
+            lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+            self._setup(lm, tokenizer, name, batch_size, engine=engine)
 
     @classmethod
     def from_objects(cls, model, tokenizer, *, id: str, batch_size: int = 64, engine: bool = True,
                      gen_dtype: torch.dtype | None = None) -> "HFLocalBackend":
-        """Wrap an already-loaded model (tests build tiny random models from a config)."""
+        """Wrap an already-loaded model (tests build tiny random models from a config);
+        ``gen_dtype``: generate on a copy in that precision, score with ``model``."""
         self = cls.__new__(cls)
         self.device = str(next(model.parameters()).device)
-        self._setup(model, tokenizer, id, batch_size, engine=engine, gen_dtype=gen_dtype)
-        return self
-
-    def _setup(self, model, tokenizer, id: str, batch_size: int, *, engine: bool = True,
-               gen_dtype: torch.dtype | None = None) -> None:
-        self.id = id
-        self.model = model.to(self.device).eval()
-        # the model generation runs on: the same one, or a lower-precision copy (see module doc)
-        self.gen_model = self.model
         if gen_dtype is not None and gen_dtype != next(model.parameters()).dtype:
             import copy
 
-            self.gen_model = copy.deepcopy(self.model).to(gen_dtype).eval()
+            scorer = model.to(self.device).eval()
+            self._setup(copy.deepcopy(scorer).to(gen_dtype), tokenizer, id, batch_size, engine=engine,
+                        scorer=lambda: scorer)
+        else:
+            self._setup(model, tokenizer, id, batch_size, engine=engine)
+        return self
+
+    def _setup(self, model, tokenizer, id: str, batch_size: int, *, engine: bool = True, scorer=None) -> None:
+        """``model`` generates; ``scorer`` (a loader) gives the model that scores choices,
+        when that is another one (fp32 beside a bf16 generator)."""
+        self.id = id
+        self.gen_model = model.to(self.device).eval()
+        self._scorer_loader = scorer
+        self._model = None if scorer is not None else self.gen_model
         self.engine = engine and getattr(model.config, "model_type", None) in ENGINE_MODEL_TYPES \
             and not getattr(model.config, "sliding_window", None)
         self.kv_cache = None
@@ -146,6 +176,13 @@ class HFLocalBackend:
         eos = model.generation_config.eos_token_id if model.generation_config else None
         eos = eos if eos is not None else tokenizer.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
+
+    @property
+    def model(self):
+        """The model that scores choices (fp32 on the CPU), loaded on first use."""
+        if self._model is None:
+            self._model = self._scorer_loader().to(self.device).eval()
+        return self._model
 
     def __repr__(self) -> str:
         dtype = next(self.gen_model.parameters()).dtype
