@@ -1,9 +1,10 @@
 """CTranslate2 backend: the same local model, converted once to an int8 CTranslate2 folder.
 
-Chosen by measurement on the 2-core CPU this project targets (see bench/README.md): int8
-generation is several times faster than transformers fp32 at the same batch, with answers of
-the same quality (bench/samples.md puts them side by side). Transformers stays the engine
-for training and for ``--backend local``; this one is an explicit choice (``--backend ct2``).
+An alternative engine behind the same protocol (``--backend ct2``). Against transformers
+fp32 at the same batch it was several times faster; the default ``local`` backend's own
+decoder (:mod:`.engine`: shared few-shot prefix computed once, bf16) measured faster still for
+the SL stage, whose long few-shot prompts CTranslate2 copies into every row (bench/README.md).
+Quality is comparable (bench/samples.md puts them side by side).
 
 What it does beyond calling ``generate_batch``:
 
