@@ -215,3 +215,19 @@ def test_groups_with_different_prefixes_decode_together_as_generate_would(gqa_lm
     assert len(seqs[-3]) >= engine.LONE_PREFIX
     assert [c.text for c in got] == [c.text for c in _hf(model, tok, reqs)]
     assert len(seqs) == len(got)
+
+
+def test_the_cache_stays_within_its_byte_budget_and_forgets_oldest_first():
+    cache = engine.KVCache(max_bytes=3 * 2 * 4 * 10)  # room for three rows of 2 tensors x 10 floats
+    row = lambda: ([torch.zeros(10)], [torch.zeros(10)])
+    for k in range(5):
+        cache.put_row((1, 2), tuple(range(k, k + 20)), *row())
+    assert cache.bytes <= cache.max_bytes
+    assert cache.best_row((1, 2), list(range(0, 20)) + [99]) is None  # the two oldest went
+    hit = cache.best_row((1, 2), list(range(4, 24)) + [99])
+    assert hit is not None and hit[0] == 20
+    assert cache.best_row((7,), list(range(4, 24)) + [99]) is None  # another prefix: no reuse
+    cache.put_prefix((1, 2), [torch.zeros(10)], [torch.zeros(10)])
+    for k in range(5, 9):
+        cache.put_row((3,), tuple(range(k, k + 20)), *row())
+    assert (1, 2) not in cache.prefixes and cache.bytes <= cache.max_bytes  # its rows gone: the prefix too
