@@ -1,9 +1,9 @@
 """`cai bench generation`: the naive baseline and the project's SL stage, same prompts, one process.
 
 1. **Compute bound, measured on the spot**: an fp32 matmul probe gives GFLOP/s at the
-   process's thread count; divided by 2 x parameters FLOPs per token it is the tokens/s a
-   perfect fp32 engine could reach here *now* (the machine is shared: only ratios within one
-   run mean anything).
+   process's thread count (the better of a probe before and one after the stages); divided by
+   2 x parameters FLOPs per token it is the tokens/s a perfect fp32 engine could reach here
+   *now* (the machine is shared: only ratios within one run mean anything).
 2. **Project SL stage**, per backend (``--backends ct2,local`` by default): first answer + one
    critique + one revision for every prompt, end to end through the real runner and a
    temporary DuckDB store, all three steps capped at ``--new-tokens``. Tokens/s counts the
@@ -386,6 +386,13 @@ def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_toke
         base_sl = run_baseline_sl(model, reqs, new_tokens)
         _log(f"  {base_sl['tokens']} tokens in {base_sl['seconds']:.1f}s = {base_sl['tok_s']:.1f} tok/s")
 
+    # The machine is shared (a VM): one probe can land in a slow moment and flatter every
+    # fraction. The bound is the best of a probe before and one after all stages.
+    torch.set_num_threads(threads)
+    gflops_end = matmul_gflops()
+    _log(f"matmul probe again: {gflops_end:.1f} GFLOP/s (the bound uses the better of the two)")
+    probes = [round(gflops, 1), round(gflops_end, 1)]
+    gflops = max(gflops, gflops_end)
     params = base["params"]
     flops_per_token = 2 * params
     bound = gflops * 1e9 / flops_per_token
@@ -411,6 +418,7 @@ def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_toke
         "params": params,
         "gflop_per_token": round(flops_per_token / 1e9, 4),
         "matmul_gflops": round(gflops, 1),
+        "matmul_gflops_probes": probes,
         "compute_bound_tok_s": round(bound, 1),
         "baseline_tok_s": round(base["tok_s"], 2),
         "baseline_seconds": round(base["seconds"], 1),
