@@ -48,7 +48,7 @@ from typing import Sequence
 from ..models import EMBEDDED, cache_dir, resolve_model
 from .base import Completion, GenerationParams, Request
 from .engine import prefix_groups
-from .hf_local import cut_at_stop, render_request
+from .hf_local import completion_from_tokens, render_request
 
 __all__ = ["CT2Backend", "convert_checkpoint", "converted_dir", "MIN_SHARED_PREFIX", "SUB_BATCH_TOKENS"]
 
@@ -233,16 +233,7 @@ class CT2Backend:
             raw = self._run_groups(self.generator, seqs, idxs, self.inter, **kw)
         out = {}
         for i in idxs:
-            ids = list(raw[i].sequences_ids[0])
-            end = next((k for k, t in enumerate(ids) if t in self._eos_ids), None)
-            new = ids if end is None else ids[:end]
-            text, stopped = cut_at_stop(self.tokenizer.decode(new, skip_special_tokens=True), params.stop)
-            out[i] = Completion(
-                text=text,
-                finish_reason="stop" if end is not None or stopped else "length",
-                prompt_tokens=len(seqs[i]),
-                completion_tokens=len(new) + (end is not None),
-            )
+            out[i] = completion_from_tokens(self.tokenizer, self._eos_ids, raw[i].sequences_ids[0], len(seqs[i]), params)
         return out
 
     # -- scoring -------------------------------------------------------------------------

@@ -24,7 +24,8 @@ import torch
 from ..models import EMBEDDED, resolve_model
 from .base import Completion, GenerationParams, Request
 
-__all__ = ["HFLocalBackend", "default_device", "default_threads", "cut_at_stop", "render_request", "cpu_has_bf16"]
+__all__ = ["HFLocalBackend", "default_device", "default_threads", "cut_at_stop", "render_request", "cpu_has_bf16",
+           "completion_from_tokens"]
 
 ENGINE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "olmo", "olmo2", "granite", "smollm3"})
 """Decoders whose attention the engine replaces exactly (rotary, grouped keys, no sliding
@@ -86,6 +87,22 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` before the earliest stop string; report whether one was found."""
     cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def completion_from_tokens(tokenizer, eos_ids: set[int], new: Sequence[int], n_prompt: int,
+                           params: GenerationParams) -> Completion:
+    """A Completion from generated token ids: cut at the first end token, then at stop strings
+    (shared by the transformers and CTranslate2 backends)."""
+    new = list(new)
+    end = next((k for k, t in enumerate(new) if t in eos_ids), None)
+    kept = new if end is None else new[:end]
+    text, stopped = cut_at_stop(tokenizer.decode(kept, skip_special_tokens=True), params.stop)
+    return Completion(
+        text=text,
+        finish_reason="stop" if end is not None or stopped else "length",
+        prompt_tokens=n_prompt,
+        completion_tokens=len(kept) + (end is not None),
+    )
 
 
 def render_request(tokenizer, request: Request) -> str:
@@ -224,15 +241,7 @@ class HFLocalBackend:
         return results  # type: ignore[return-value]
 
     def _completion(self, new: list[int], n_prompt: int, params: GenerationParams) -> Completion:
-        end = next((k for k, t in enumerate(new) if t in self._eos_ids), None)
-        kept = new if end is None else new[:end]
-        text, stopped = cut_at_stop(self.tokenizer.decode(kept, skip_special_tokens=True), params.stop)
-        return Completion(
-            text=text,
-            finish_reason="stop" if end is not None or stopped else "length",
-            prompt_tokens=n_prompt,
-            completion_tokens=len(kept) + (end is not None),
-        )
+        return completion_from_tokens(self.tokenizer, self._eos_ids, new, n_prompt, params)
 
     def _engine_generate(self, seqs: list[list[int]], params: GenerationParams) -> list[Completion]:
         from . import engine
