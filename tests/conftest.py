@@ -55,6 +55,16 @@ def tiny_lm():
     return LlamaForCausalLM(cfg).eval(), tok
 
 
+@pytest.fixture(scope="module")
+def tiny_folder(tiny_lm, tmp_path_factory):
+    """The tiny random Llama saved as a local HF folder (for backends that load from disk)."""
+    model, tok = tiny_lm
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
 def cli_env(tmp_path: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAI_")}
     env.update(extra)

@@ -56,15 +56,6 @@ def test_synthetic_data_is_deterministic_and_shaped(store):
     assert len(items) == 5 and items[0].n_verdicts == 10
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tiny_lm, tmp_path_factory):
-    model, tok = tiny_lm
-    path = tmp_path_factory.mktemp("tiny-bench-model")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
 @pytest.mark.parametrize("backends", ["local,ct2"])
 def test_bench_generation_end_to_end_on_a_tiny_model(tmp_path, tiny_folder, backends):
     pytest.importorskip("ctranslate2")

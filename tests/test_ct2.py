@@ -29,15 +29,6 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tiny_lm, tmp_path_factory):
-    model, tok = tiny_lm
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def backend(tiny_folder, cache):
     from cai_core.backends.ct2 import CT2Backend
 
