@@ -231,3 +231,31 @@ def test_the_cache_stays_within_its_byte_budget_and_forgets_oldest_first():
     for k in range(5, 9):
         cache.put_row((3,), tuple(range(k, k + 20)), *row())
     assert (1, 2) not in cache.prefixes and cache.bytes <= cache.max_bytes  # its rows gone: the prefix too
+
+
+def test_the_reference_attention_path_matches_the_fused_kernel(gqa_lm, monkeypatch):
+    """Off the CPU the engine attends with plain products (the fused kernel is CPU-only):
+    forced here, both paths must decode what transformers' generate decodes."""
+    model, tok = gqa_lm
+    reqs = _requests(GenerationParams(max_new_tokens=12, repetition_penalty=1.2))
+    fused = _eng(model, tok, reqs)
+    monkeypatch.setattr(engine, "FUSED", False)
+    plain = _eng(model, tok, reqs)
+    assert [c.text for c in plain] == [c.text for c in fused] == [c.text for c in _hf(model, tok, reqs)]
+
+
+def test_attend_returns_the_log_sum_exp_of_masked_scores():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 6, 8), torch.randn(2, 3, 6, 8)
+    keep = torch.rand(2, 3, 4, 6) > 0.3
+    keep[..., 0] = True
+    bias = torch.zeros(keep.shape).masked_fill_(~keep, float("-inf"))
+    s = q @ k.transpose(-1, -2) * 0.3 + bias
+    for fused in (True, False):
+        engine.FUSED, saved = fused, engine.FUSED
+        try:
+            out, lse = engine._attend(q, k, v, bias, 0.3)
+        finally:
+            engine.FUSED = saved
+        torch.testing.assert_close(lse, torch.logsumexp(s, -1))
+        torch.testing.assert_close(out, torch.softmax(s, -1) @ v)

@@ -24,7 +24,6 @@ scores and generates the usual way.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -83,26 +82,27 @@ class _State:
     """Keys/values of one batch: the shared prefix once, each row's own tokens in buffers.
 
     Row buffers are left-padded: column ``c`` of every row is the same step, a row's pad
-    columns are invalid. Keys are stored transposed (``[rows, kv_heads, head_dim, columns]``)
-    so that the score product reads them in place (a transposed slice is copied by the bf16
-    kernels: 3x slower per step)."""
+    columns are invalid. Keys and values are ``[rows, kv_heads, columns, head_dim]``, the
+    layout the fused attention kernel reads in place."""
 
     def __init__(self, layers: int, rows: int, kv_heads: int, head_dim: int, capacity: int, dtype, device) -> None:
         # zeros, not empty: masked columns get probability 0, and 0 x NaN garbage would be NaN
-        self.kt = [torch.zeros(rows, kv_heads, head_dim, capacity, dtype=dtype, device=device) for _ in range(layers)]
+        self.k = [torch.zeros(rows, kv_heads, capacity, head_dim, dtype=dtype, device=device) for _ in range(layers)]
         self.v = [torch.zeros(rows, kv_heads, capacity, head_dim, dtype=dtype, device=device) for _ in range(layers)]
-        # per group of rows: its shared prefix's keys ([kv_heads, head_dim, P] per layer) and
-        # values ([kv_heads, P, head_dim]), or None; rows of a group are contiguous
-        self.prefix_kt: list[list[torch.Tensor] | None] = []
+        # per group of rows: its shared prefix's keys and values ([kv_heads, P, head_dim] per
+        # layer), or None; rows of a group are contiguous
+        self.prefix_k: list[list[torch.Tensor] | None] = []
         self.prefix_v: list[list[torch.Tensor] | None] = []
         self.gid = torch.zeros(rows, dtype=torch.long)
         self.segments: list[tuple[int, int, int]] = []  # (start, end, group) within the current forward's rows
         self.valid = torch.zeros(rows, capacity, dtype=torch.bool, device=device)
+        self.dtype = dtype
         self.rows = slice(0, rows)  # the rows the current forward covers
         self.col = 0  # first column the current forward writes
         self.first = 0  # first column its queries attend to (earlier ones are all padding)
         self.q = 0
         self.mask: torch.Tensor | None = None
+        self._bias: tuple[tuple[int, int], torch.Tensor] | None = None
 
     def begin(self, rows, col: int, q: int, valid: torch.Tensor | None = None, first: int = 0) -> None:
         """Prepare a forward of ``q`` new tokens for ``rows`` at columns ``col..col+q``
@@ -125,13 +125,45 @@ class _State:
         own = torch.zeros_like(causal)
         own[:, col - first :] = torch.eye(q, dtype=torch.bool, device=keys.device)
         self.mask = ((keys[:, None, :] & causal[None]) | own[None]).unsqueeze(1)  # [b, 1, q, S]
+        self._bias = None
+
+    def bias(self, heads: int, g: int) -> torch.Tensor:
+        """The mask as an additive bias for ``heads`` key/value heads with ``g`` query heads
+        folded onto each ([b, heads, g*q, S]); built once a forward. Materialised in full:
+        the fused kernel ran 1.3-2.5x slower on a bias it had to broadcast (decoding at 200
+        columns: 0.87 ms vs 0.68 ms a layer; a prefill slice: 1.9 ms vs 0.77 ms)."""
+        if self._bias is None or self._bias[0] != (heads, g):
+            m = self.mask.repeat(1, 1, g, 1)
+            b = torch.zeros(m.shape, dtype=self.dtype, device=m.device).masked_fill_(~m, float("-inf"))
+            self._bias = ((heads, g), b.expand(b.shape[0], heads, *b.shape[2:]).contiguous())
+        return self._bias[1]
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep only these rows (finished rows leave the batch)."""
-        self.kt = [t.index_select(0, keep) for t in self.kt]
+        self.k = [t.index_select(0, keep) for t in self.k]
         self.v = [t.index_select(0, keep) for t in self.v]
         self.valid = self.valid.index_select(0, keep)
         self.gid = self.gid.index_select(0, keep.cpu())
+
+
+FUSED = hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+"""Use torch's fused CPU attention kernel (it returns the log-sum-exp the cascade needs) for
+CPU tensors; the matmul path below is the reference and the path on other devices."""
+
+
+def _attend(q, k, v, bias, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of ``q`` [b, h, L, d] over ``k``/``v`` [b, h, S, d] with an additive
+    ``bias`` (or None): (output [b, h, L, d], log-sum-exp of the scores [b, h, L], fp32).
+
+    On the CPU, torch's flash kernel: one pass over the keys, no score tensor (decoding at
+    batch 64 over 300 columns a layer: 1.6 ms against 2.7 ms for products + softmax)."""
+    if FUSED and q.device.type == "cpu":
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=bias, scale=scale)
+    s = torch.matmul(q, k.transpose(-1, -2)).float() * scale
+    if bias is not None:
+        s = s + bias
+    lse = torch.logsumexp(s, dim=-1)
+    return torch.matmul(torch.exp(s - lse[..., None]).to(v.dtype), v), lse
 
 
 def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, cai_state: _State | None = None,
@@ -148,46 +180,32 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
     g = heads // kvh
     scale = scaling if scaling is not None else d**-0.5
     col, end = st.col, st.col + q
-    st.kt[li][st.rows, :, :, col:end] = key.transpose(-1, -2)
+    st.k[li][st.rows, :, col:end] = key
     st.v[li][st.rows, :, col:end] = value
-    kt, vs = st.kt[li][st.rows, :, :, st.first : end], st.v[li][st.rows, :, st.first : end]
+    ks, vs = st.k[li][st.rows, :, st.first : end], st.v[li][st.rows, :, st.first : end]
     # heads h = kv * g + j share key/value head kv: fold them into the query axis
-    qg = (query * scale).reshape(b, kvh, g * q, d)
-    s_row = torch.matmul(qg, kt)  # [b, kvh, g*q, S]
-    width = end - st.first
-    mask = st.mask if g == 1 else st.mask.unsqueeze(2).expand(b, 1, g, q, width).reshape(b, 1, g * q, width)
-    s_row.masked_fill_(~mask, float("-inf"))
+    qg = query.reshape(b, kvh, g * q, d)
+    out, lse = _attend(qg, ks, vs, st.bias(kvh, g), scale)  # each row over its own tokens
     parts = []
     for a, e, gi in st.segments:
-        pre = st.prefix_kt[gi]
-        parts.append(_combine(qg[a:e], s_row[a:e], vs[a:e], pre[li] if pre is not None else None,
-                              st.prefix_v[gi][li] if pre is not None else None, q))
+        pre = st.prefix_k[gi]
+        if pre is None:
+            parts.append(out[a:e])
+            continue
+        # every row of the group sees the whole prefix: one call over all their queries,
+        # combined with the row part by log-sum-exp
+        n = e - a
+        o_p, l_p = _attend(qg[a:e].transpose(0, 1).reshape(1, kvh, n * g * q, d), pre[li][None],
+                           st.prefix_v[gi][li][None], None, scale)
+        o_p = o_p.reshape(kvh, n, g * q, d).transpose(0, 1)
+        l_p = l_p.reshape(kvh, n, g * q).transpose(0, 1)
+        l_r = lse[a:e]
+        total = torch.logaddexp(l_r, l_p)
+        parts.append((out[a:e] * torch.exp(l_r - total)[..., None] + o_p * torch.exp(l_p - total)[..., None])
+                     .to(query.dtype))
     out = parts[0] if len(parts) == 1 else torch.cat(parts)
     out = out.reshape(b, kvh, g, q, d).reshape(b, heads, q, d).transpose(1, 2).contiguous()
     return out, None
-
-
-def _combine(qg, s_row, vs, pkt, pv, q: int) -> torch.Tensor:
-    """Attention output of rows sharing one prefix (or none): [b, kvh, g*q, d]."""
-    if pkt is None:
-        return torch.matmul(torch.softmax(s_row, dim=-1), vs)
-    b, kvh, gq, d = qg.shape
-    # every row sees the whole prefix: one product over all rows' queries
-    s_pre = torch.matmul(qg.transpose(0, 1).reshape(kvh, b * gq, d), pkt)  # [kvh, b*gq, P]
-    P = s_pre.shape[-1]
-    if q > 1:
-        # prefill: one fused softmax over [prefix | row] scores (the score tensors are large
-        # here; separate max/exp/sum passes over them cost more than the products)
-        probs = torch.softmax(torch.cat([s_pre.view(kvh, b, gq, P), s_row.transpose(0, 1)], dim=-1), dim=-1)
-        o_pre = torch.matmul(probs[..., :P].reshape(kvh, b * gq, P), pv).view(kvh, b, gq, d).transpose(0, 1)
-        return o_pre + torch.matmul(probs[..., P:].transpose(0, 1), vs)
-    s_pre = s_pre.view(kvh, b, gq, P).transpose(0, 1)  # [b, kvh, gq, P]
-    m = torch.maximum(s_pre.amax(-1, keepdim=True), s_row.amax(-1, keepdim=True))
-    e_pre = torch.exp(s_pre - m)
-    e_row = torch.exp(s_row - m)
-    den = e_pre.sum(-1, keepdim=True) + e_row.sum(-1, keepdim=True)
-    o_pre = torch.matmul(e_pre.transpose(0, 1).reshape(kvh, b * gq, P), pv).view(kvh, b, gq, d).transpose(0, 1)
-    return (o_pre + torch.matmul(e_row, vs)) / den
 
 
 def enable(model) -> None:
@@ -238,7 +256,7 @@ def _pick(logits: torch.Tensor, seen: torch.Tensor, p: EngineParams, gen: torch.
         old = logits.gather(1, seen)
         logits.scatter_(1, seen, torch.where(old > 0, old / p.repetition_penalty, old * p.repetition_penalty))
     if p.temperature <= 0:
-        return logits.argmax(-1)
+        return logits.max(-1).indices  # the first maximum, as argmax; 3x faster here (1 ms vs 2.8 at 64 x 49152)
     logits = logits / p.temperature
     if p.top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
@@ -271,7 +289,7 @@ def _prefill(model, st: _State, idx: list[int], rows: list[list[int]], need: lis
 def _stash(cache: KVCache, prefix: tuple[int, ...], st: _State, j: int, tokens: list[int], start: int) -> None:
     """Keep batch row ``j``'s keys/values (columns start.. for ``tokens``) for later calls."""
     end = start + len(tokens)
-    cache.put_row(prefix, tuple(tokens), [t[j, :, :, start:end].clone() for t in st.kt],
+    cache.put_row(prefix, tuple(tokens), [t[j, :, start:end].clone() for t in st.k],
                   [t[j, :, start:end].clone() for t in st.v])
 
 
@@ -300,22 +318,22 @@ def _generate_batch(model, parts: list[tuple[list[int], list[list[int]]]], p: En
     for (prefix, rs), key in zip(parts, keys):
         P = len(prefix)
         if not P:
-            st.prefix_kt.append(None)
+            st.prefix_k.append(None)
             st.prefix_v.append(None)
         elif cache is not None and key in cache.prefixes:
-            kt, v = cache.prefixes[key]
-            st.prefix_kt.append(kt)
+            k, v = cache.prefixes[key]
+            st.prefix_k.append(k)
             st.prefix_v.append(v)
         else:
             pst = _State(layers, 1, kvh, head_dim, P, dtype, device)
-            pst.prefix_kt, pst.prefix_v = [None], [None]
+            pst.prefix_k, pst.prefix_v = [None], [None]
             pst.begin(slice(0, 1), 0, P)
             model(input_ids=torch.tensor([prefix], device=device), position_ids=torch.arange(P, device=device)[None],
                   use_cache=False, logits_to_keep=1, cai_state=pst)
-            st.prefix_kt.append([t[0] for t in pst.kt])
+            st.prefix_k.append([t[0] for t in pst.k])
             st.prefix_v.append([t[0] for t in pst.v])
             if cache is not None:
-                cache.put_prefix(key, st.prefix_kt[-1], st.prefix_v[-1])
+                cache.put_prefix(key, st.prefix_k[-1], st.prefix_v[-1])
         uniq = sorted(set(prefix))
         ids_seen += [uniq + sorted(set(r)) for r in rs]
         a += len(rs)
@@ -325,10 +343,10 @@ def _generate_batch(model, parts: list[tuple[list[int], list[list[int]]]], p: En
     for i, r in enumerate(rows):
         hit = cache.best_row(keys[gids[i]], r) if cache is not None else None
         if hit is not None:
-            m, kt, v = hit
+            m, k, v = hit
             c0 = width - len(r)
             for li in range(layers):
-                st.kt[li][i, :, :, c0 : c0 + m] = kt[li][:, :, :m]
+                st.k[li][i, :, c0 : c0 + m] = k[li][:, :m]
                 st.v[li][i, :, c0 : c0 + m] = v[li][:, :m]
             st.valid[i, c0 : c0 + m] = True
             need[i] = len(r) - m

@@ -22,6 +22,7 @@ from typing import Sequence
 import torch
 
 from ..models import EMBEDDED, resolve_model
+from . import cpu_kernels
 from .base import Completion, GenerationParams, Request
 
 __all__ = ["HFLocalBackend", "default_device", "default_threads", "cut_at_stop", "render_request", "cpu_has_bf16",
@@ -175,6 +176,10 @@ class HFLocalBackend:
         when that is another one (fp32 beside a bf16 generator)."""
         self.id = id
         self.gen_model = model.to(self.device).eval()
+        gen_dtype = next(self.gen_model.parameters()).dtype
+        self.packed = cpu_kernels.available(gen_dtype, self.device) and cpu_kernels.pack_linears(self.gen_model) > 0
+        if self.device == "cpu":
+            cpu_kernels.fuse_rms_norms(self.gen_model)
         self._scorer_loader = scorer
         self._model = None if scorer is not None else self.gen_model
         self.engine = engine and getattr(model.config, "model_type", None) in ENGINE_MODEL_TYPES \
@@ -203,7 +208,8 @@ class HFLocalBackend:
 
     def __repr__(self) -> str:
         dtype = next(self.gen_model.parameters()).dtype
-        return f"HFLocalBackend(id={self.id!r}, device={self.device!r}, generation={dtype}, engine={self.engine})"
+        return (f"HFLocalBackend(id={self.id!r}, device={self.device!r}, generation={dtype}, engine={self.engine}, "
+                f"packed={self.packed})")
 
     # -- rendering -----------------------------------------------------------------------
     def render(self, request: Request) -> str:

@@ -28,17 +28,17 @@ class KVCache:
     def _size(ts: list[torch.Tensor]) -> int:
         return sum(t.numel() * t.element_size() for t in ts)
 
-    def put_prefix(self, prefix: tuple[int, ...], kt: list[torch.Tensor], v: list[torch.Tensor]) -> None:
+    def put_prefix(self, prefix: tuple[int, ...], k: list[torch.Tensor], v: list[torch.Tensor]) -> None:
         if prefix not in self.prefixes:
-            self.prefixes[prefix] = (kt, v)
-            self.bytes += self._size(kt) + self._size(v)
+            self.prefixes[prefix] = (k, v)
+            self.bytes += self._size(k) + self._size(v)
 
-    def put_row(self, prefix: tuple[int, ...], tokens: tuple[int, ...], kt: list[torch.Tensor], v: list[torch.Tensor]) -> None:
+    def put_row(self, prefix: tuple[int, ...], tokens: tuple[int, ...], k: list[torch.Tensor], v: list[torch.Tensor]) -> None:
         slot = (prefix, tokens[: self.HEAD])
-        self.rows.setdefault(slot, []).append((tokens, kt, v))
+        self.rows.setdefault(slot, []).append((tokens, k, v))
         self._per_prefix[prefix] = self._per_prefix.get(prefix, 0) + 1
         self._order.append((slot, tokens))
-        self.bytes += self._size(kt) + self._size(v)
+        self.bytes += self._size(k) + self._size(v)
         while self.bytes > self.max_bytes and self._order:
             self._evict(*self._order.pop(0))
 
@@ -56,18 +56,18 @@ class KVCache:
         if self._per_prefix[prefix] <= 0:  # the prefix's last row went: the prefix goes too
             del self._per_prefix[prefix]
             if prefix in self.prefixes:
-                kt0, v0 = self.prefixes.pop(prefix)
-                self.bytes -= self._size(kt0) + self._size(v0)
+                k0, v0 = self.prefixes.pop(prefix)
+                self.bytes -= self._size(k0) + self._size(v0)
 
     def best_row(self, prefix: tuple[int, ...], row: list[int]):
         """The cached row sharing the longest start with ``row`` (leaving it at least one
         token to compute, and at least 16 shared): (shared length, keys, values), or None."""
         best, found = 0, None
-        for toks, kt, v in self.rows.get((prefix, tuple(row[: self.HEAD])), ()):
+        for toks, k, v in self.rows.get((prefix, tuple(row[: self.HEAD])), ()):
             n = min(len(toks), len(row) - 1)
             m = 0
             while m < n and toks[m] == row[m]:
                 m += 1
             if m > best:
-                best, found = m, (kt, v)
+                best, found = m, (k, v)
         return (best, *found) if found is not None and best >= 16 else None
