@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cai_core.backends import engine
+from cai_core.backends import cascade, engine
 from cai_core.backends.base import GenerationParams, Request, chat
 from cai_core.backends.hf_local import HFLocalBackend, render_request
 
@@ -239,12 +239,12 @@ def test_the_reference_attention_path_matches_the_fused_kernel(gqa_lm, monkeypat
     model, tok = gqa_lm
     reqs = _requests(GenerationParams(max_new_tokens=12, repetition_penalty=1.2))
     fused = _eng(model, tok, reqs)
-    monkeypatch.setattr(engine, "FUSED", False)
+    monkeypatch.setattr(cascade, "FUSED", False)
     plain = _eng(model, tok, reqs)
     assert [c.text for c in plain] == [c.text for c in fused] == [c.text for c in _hf(model, tok, reqs)]
 
 
-def test_attend_returns_the_log_sum_exp_of_masked_scores():
+def test_attend_returns_the_log_sum_exp_of_masked_scores(monkeypatch):
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 6, 8), torch.randn(2, 3, 6, 8)
     keep = torch.rand(2, 3, 4, 6) > 0.3
@@ -252,10 +252,7 @@ def test_attend_returns_the_log_sum_exp_of_masked_scores():
     bias = torch.zeros(keep.shape).masked_fill_(~keep, float("-inf"))
     s = q @ k.transpose(-1, -2) * 0.3 + bias
     for fused in (True, False):
-        engine.FUSED, saved = fused, engine.FUSED
-        try:
-            out, lse = engine._attend(q, k, v, bias, 0.3)
-        finally:
-            engine.FUSED = saved
+        monkeypatch.setattr(cascade, "FUSED", fused)
+        out, lse = cascade.attend(q, k, v, bias, 0.3)
         torch.testing.assert_close(lse, torch.logsumexp(s, -1))
         torch.testing.assert_close(out, torch.softmax(s, -1) @ v)

@@ -7,9 +7,10 @@ copies the grouped keys and values of every row at every layer and step (measure
 64, context 700: 2.5 s per decoding step for attention alone). This engine instead
 
 * **computes a shared prefix once** (batch 1) and keeps it once: every row's queries attend
-  to it in one matrix product over the whole batch (a "cascade" attention: prefix part and
-  row part combined with one log-sum-exp), so long few-shot prompts cost what their unique
-  part costs;
+  to it in one call over the whole group (a "cascade" attention: prefix part and row part
+  combined by their log-sum-exp), so long few-shot prompts cost what their unique part costs;
+* attends with torch's fused CPU flash-attention kernel, which returns that log-sum-exp (no
+  score tensors); plain products elsewhere (:mod:`.cascade`);
 * keeps grouped keys and values grouped (queries are folded onto their key/value head
   instead of the keys being repeated) in buffers allocated once per batch, written in place;
 * prefills rows in slices (bounded memory), decodes the whole batch one token per step, and
@@ -18,9 +19,8 @@ copies the grouped keys and values of every row at every layer and step (measure
   prompt and output tokens, then greedy or temperature + top-p sampling from a seeded
   generator.
 
-It plugs into the model as an attention implementation (``cai_cascade``): with no engine
-state in the call it runs transformers' SDPA attention, so the same model object still trains,
-scores and generates the usual way.
+The attention lives in :mod:`.cascade`, plugged into the model as an attention
+implementation; the model still trains, scores and generates the usual way without the engine.
 """
 from __future__ import annotations
 
@@ -29,22 +29,22 @@ from typing import Sequence
 
 import torch
 
+from .cascade import ATTN_IMPLEMENTATION, State, enable
 from .kv_cache import KVCache
 
 __all__ = ["ATTN_IMPLEMENTATION", "EngineParams", "KVCache", "Output", "enable", "generate", "prefix_groups"]
 
-ATTN_IMPLEMENTATION = "cai_cascade"
 PREFILL_TOKENS = 1024
-"""Rows x tokens per prefill forward. Bounds the score matrices' memory; smaller slices also
-ran faster here (SL stage, 64 prompts: 512 -> 35.3 s, 1024 -> 34.1 s, 2048 -> 37.3 s,
-4096 -> 38.5 s; about +-10 % noise between runs)."""
+"""Rows x tokens per prefill forward (bounds its memory). Measured on the SL stage's waves, 64
+prompts, engine only: with the products + softmax attention 512 -> 35.3 s, 1024 -> 34.1 s,
+2048 -> 37.3 s, 4096 -> 38.5 s; with the fused kernel 512 -> 35.0 s, 1024 -> 35.0 s,
+2048 -> 36.8 s, 4096 -> 36.7 s (about +-5 % noise between runs)."""
 MIN_SHARED_PREFIX = 32
 """Tokens a group of prompts must share before the shared part is computed once."""
 LONE_PREFIX = 128
 """A prompt sharing no prefix with the others and at least this long decodes as its own
 group (all but its last token as its prefix), so it does not widen every row of the batch;
 shorter ones stay plain rows (a group per short prompt would cost more in attention calls)."""
-_registered = False
 
 
 def prefix_groups(seqs: Sequence[Sequence[int]], idxs: Sequence[int], min_prefix: int) -> list[tuple[list[int], int]]:
@@ -77,154 +77,6 @@ def prefix_groups(seqs: Sequence[Sequence[int]], idxs: Sequence[int], min_prefix
     return groups
 
 
-# -- the attention ------------------------------------------------------------------------------
-class _State:
-    """Keys/values of one batch: the shared prefix once, each row's own tokens in buffers.
-
-    Row buffers are left-padded: column ``c`` of every row is the same step, a row's pad
-    columns are invalid. Keys and values are ``[rows, kv_heads, columns, head_dim]``, the
-    layout the fused attention kernel reads in place."""
-
-    def __init__(self, layers: int, rows: int, kv_heads: int, head_dim: int, capacity: int, dtype, device) -> None:
-        # zeros, not empty: masked columns get probability 0, and 0 x NaN garbage would be NaN
-        self.k = [torch.zeros(rows, kv_heads, capacity, head_dim, dtype=dtype, device=device) for _ in range(layers)]
-        self.v = [torch.zeros(rows, kv_heads, capacity, head_dim, dtype=dtype, device=device) for _ in range(layers)]
-        # per group of rows: its shared prefix's keys and values ([kv_heads, P, head_dim] per
-        # layer), or None; rows of a group are contiguous
-        self.prefix_k: list[list[torch.Tensor] | None] = []
-        self.prefix_v: list[list[torch.Tensor] | None] = []
-        self.gid = torch.zeros(rows, dtype=torch.long)
-        self.segments: list[tuple[int, int, int]] = []  # (start, end, group) within the current forward's rows
-        self.valid = torch.zeros(rows, capacity, dtype=torch.bool, device=device)
-        self.dtype = dtype
-        self.rows = slice(0, rows)  # the rows the current forward covers
-        self.col = 0  # first column the current forward writes
-        self.first = 0  # first column its queries attend to (earlier ones are all padding)
-        self.q = 0
-        self.mask: torch.Tensor | None = None
-        self._bias: tuple[tuple[int, int], torch.Tensor] | None = None
-
-    def begin(self, rows, col: int, q: int, valid: torch.Tensor | None = None, first: int = 0) -> None:
-        """Prepare a forward of ``q`` new tokens for ``rows`` at columns ``col..col+q``
-        (``valid`` marks their real tokens; columns before ``first`` are not attended)."""
-        self.valid[rows, col : col + q] = True if valid is None else valid
-        gids = self.gid[rows].tolist()
-        self.segments = []
-        for i, gi in enumerate(gids):
-            if self.segments and self.segments[-1][2] == gi:
-                a, _, _ = self.segments[-1]
-                self.segments[-1] = (a, i + 1, gi)
-            else:
-                self.segments.append((i, i + 1, gi))
-        self.rows, self.col, self.q, self.first = rows, col, q, first
-        end = col + q
-        keys = self.valid[rows, first:end]  # [b, S]
-        causal = torch.ones(q, end - first, dtype=torch.bool, device=keys.device).tril(diagonal=col - first)
-        # a pad position attends to itself: it has no valid key, and an all-masked row would
-        # turn into NaN values that real rows then read (0 x NaN)
-        own = torch.zeros_like(causal)
-        own[:, col - first :] = torch.eye(q, dtype=torch.bool, device=keys.device)
-        self.mask = ((keys[:, None, :] & causal[None]) | own[None]).unsqueeze(1)  # [b, 1, q, S]
-        self._bias = None
-
-    def bias(self, heads: int, g: int) -> torch.Tensor:
-        """The mask as an additive bias for ``heads`` key/value heads with ``g`` query heads
-        folded onto each ([b, heads, g*q, S]); built once a forward. Materialised in full:
-        the fused kernel ran 1.3-2.5x slower on a bias it had to broadcast (decoding at 200
-        columns: 0.87 ms vs 0.68 ms a layer; a prefill slice: 1.9 ms vs 0.77 ms)."""
-        if self._bias is None or self._bias[0] != (heads, g):
-            m = self.mask.repeat(1, 1, g, 1)
-            b = torch.zeros(m.shape, dtype=self.dtype, device=m.device).masked_fill_(~m, float("-inf"))
-            self._bias = ((heads, g), b.expand(b.shape[0], heads, *b.shape[2:]).contiguous())
-        return self._bias[1]
-
-    def select(self, keep: torch.Tensor) -> None:
-        """Keep only these rows (finished rows leave the batch)."""
-        self.k = [t.index_select(0, keep) for t in self.k]
-        self.v = [t.index_select(0, keep) for t in self.v]
-        self.valid = self.valid.index_select(0, keep)
-        self.gid = self.gid.index_select(0, keep.cpu())
-
-
-FUSED = hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
-"""Use torch's fused CPU attention kernel (it returns the log-sum-exp the cascade needs) for
-CPU tensors; the matmul path below is the reference and the path on other devices."""
-
-
-def _attend(q, k, v, bias, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention of ``q`` [b, h, L, d] over ``k``/``v`` [b, h, S, d] with an additive
-    ``bias`` (or None): (output [b, h, L, d], log-sum-exp of the scores [b, h, L], fp32).
-
-    On the CPU, torch's flash kernel: one pass over the keys, no score tensor (decoding at
-    batch 64 over 300 columns a layer: 1.6 ms against 2.7 ms for products + softmax)."""
-    if FUSED and q.device.type == "cpu":
-        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=bias, scale=scale)
-    s = torch.matmul(q, k.transpose(-1, -2)).float() * scale
-    if bias is not None:
-        s = s + bias
-    lse = torch.logsumexp(s, dim=-1)
-    return torch.matmul(torch.exp(s - lse[..., None]).to(v.dtype), v), lse
-
-
-def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, cai_state: _State | None = None,
-               **kwargs):
-    if cai_state is None:  # ordinary use of the model (training, scoring): transformers' SDPA
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
-                                      **kwargs)
-    st = cai_state
-    li = module.layer_idx
-    b, heads, q, d = query.shape
-    kvh = key.shape[1]
-    g = heads // kvh
-    scale = scaling if scaling is not None else d**-0.5
-    col, end = st.col, st.col + q
-    st.k[li][st.rows, :, col:end] = key
-    st.v[li][st.rows, :, col:end] = value
-    ks, vs = st.k[li][st.rows, :, st.first : end], st.v[li][st.rows, :, st.first : end]
-    # heads h = kv * g + j share key/value head kv: fold them into the query axis
-    qg = query.reshape(b, kvh, g * q, d)
-    out, lse = _attend(qg, ks, vs, st.bias(kvh, g), scale)  # each row over its own tokens
-    parts = []
-    for a, e, gi in st.segments:
-        pre = st.prefix_k[gi]
-        if pre is None:
-            parts.append(out[a:e])
-            continue
-        # every row of the group sees the whole prefix: one call over all their queries,
-        # combined with the row part by log-sum-exp
-        n = e - a
-        o_p, l_p = _attend(qg[a:e].transpose(0, 1).reshape(1, kvh, n * g * q, d), pre[li][None],
-                           st.prefix_v[gi][li][None], None, scale)
-        o_p = o_p.reshape(kvh, n, g * q, d).transpose(0, 1)
-        l_p = l_p.reshape(kvh, n, g * q).transpose(0, 1)
-        l_r = lse[a:e]
-        total = torch.logaddexp(l_r, l_p)
-        parts.append((out[a:e] * torch.exp(l_r - total)[..., None] + o_p * torch.exp(l_p - total)[..., None])
-                     .to(query.dtype))
-    out = parts[0] if len(parts) == 1 else torch.cat(parts)
-    out = out.reshape(b, kvh, g, q, d).reshape(b, heads, q, d).transpose(1, 2).contiguous()
-    return out, None
-
-
-def enable(model) -> None:
-    """Switch ``model`` to the cascade attention (identical to SDPA outside the engine)."""
-    global _registered
-    if not _registered:
-        from transformers import AttentionInterface
-        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
-        AttentionInterface.register(ATTN_IMPLEMENTATION, _attention)
-        ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN_IMPLEMENTATION, sdpa_mask)
-        _registered = True
-    model.config._attn_implementation = ATTN_IMPLEMENTATION
-    for sub in model.modules():
-        cfg = getattr(sub, "config", None)
-        if cfg is not None and cfg is not model.config and hasattr(cfg, "_attn_implementation"):
-            cfg._attn_implementation = ATTN_IMPLEMENTATION
-
-
 # -- decoding -----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class EngineParams:
@@ -243,7 +95,7 @@ class Output:
     """True when an end token ended the row (False: it hit max_new_tokens)."""
 
 
-def _forward(model, ids: torch.Tensor, positions: torch.Tensor, st: _State) -> torch.Tensor:
+def _forward(model, ids: torch.Tensor, positions: torch.Tensor, st: State) -> torch.Tensor:
     out = model(input_ids=ids, position_ids=positions, use_cache=False, logits_to_keep=1, cai_state=st)
     return out.logits[:, -1].float()
 
@@ -268,7 +120,7 @@ def _pick(logits: torch.Tensor, seen: torch.Tensor, p: EngineParams, gen: torch.
     return torch.multinomial(probs, 1, generator=gen).squeeze(1)
 
 
-def _prefill(model, st: _State, idx: list[int], rows: list[list[int]], need: list[int], width: int, plen: list[int],
+def _prefill(model, st: State, idx: list[int], rows: list[list[int]], need: list[int], width: int, plen: list[int],
              pad: int, logits: torch.Tensor) -> None:
     """Forward the last ``max(need)`` tokens of rows ``idx`` (batch indices, one group); the
     rows' earlier tokens are already in the buffers (reused) and are attended to."""
@@ -286,7 +138,7 @@ def _prefill(model, st: _State, idx: list[int], rows: list[list[int]], need: lis
     logits[sel] = _forward(model, ids, positions, st)
 
 
-def _stash(cache: KVCache, prefix: tuple[int, ...], st: _State, j: int, tokens: list[int], start: int) -> None:
+def _stash(cache: KVCache, prefix: tuple[int, ...], st: State, j: int, tokens: list[int], start: int) -> None:
     """Keep batch row ``j``'s keys/values (columns start.. for ``tokens``) for later calls."""
     end = start + len(tokens)
     cache.put_row(prefix, tuple(tokens), [t[j, :, start:end].clone() for t in st.k],
@@ -310,7 +162,7 @@ def _generate_batch(model, parts: list[tuple[list[int], list[list[int]]]], p: En
     plen = [len(parts[k][0]) for k in gids]
     n = len(rows)
     width = max(len(r) for r in rows)
-    st = _State(layers, n, kvh, head_dim, width + p.max_new_tokens, dtype, device)
+    st = State(layers, n, kvh, head_dim, width + p.max_new_tokens, dtype, device)
     st.gid = torch.tensor(gids, dtype=torch.long)
     vocab = model.get_output_embeddings().weight.shape[0]
     ids_seen: list[list[int]] = []  # each row's prompt tokens, prefix included (repetition penalty)
@@ -325,7 +177,7 @@ def _generate_batch(model, parts: list[tuple[list[int], list[list[int]]]], p: En
             st.prefix_k.append(k)
             st.prefix_v.append(v)
         else:
-            pst = _State(layers, 1, kvh, head_dim, P, dtype, device)
+            pst = State(layers, 1, kvh, head_dim, P, dtype, device)
             pst.prefix_k, pst.prefix_v = [None], [None]
             pst.begin(slice(0, 1), 0, P)
             model(input_ids=torch.tensor([prefix], device=device), position_ids=torch.arange(P, device=device)[None],

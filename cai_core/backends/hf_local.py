@@ -10,7 +10,8 @@ Precision (``dtype="auto"``): choice log-probs (the judge's probabilities) are a
 in fp32 on the CPU. Generation runs in bf16 where the CPU has native bf16 instructions
 (AVX512-BF16/AMX: measured 2.4x faster for the SL stage on the embedded model; greedy answers
 match fp32 word for word over their first words, then drift as any precision change does —
-bench/samples.md shows them side by side), in fp32 elsewhere, and in bf16 on CUDA.
+bench/samples.md shows them side by side), in fp32 elsewhere, and in bf16 on CUDA. A bf16
+generation model on the CPU gets prepacked weights and fused norms (:mod:`.cpu_kernels`).
 """
 from __future__ import annotations
 
