@@ -16,7 +16,7 @@ __all__ = ["main", "build_parser"]
 def _settings(args):
     from .config import load_settings
 
-    keys = ("db", "model", "backend", "base_url", "api_key_env", "device", "batch_size")
+    keys = ("db", "model", "backend", "base_url", "api_key_env", "device", "batch_size", "timeout", "max_retries")
     return load_settings(getattr(args, "settings", None), **{k: getattr(args, k, None) for k in keys})
 
 

@@ -38,6 +38,8 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--api-key-env", default=S, help="name of the environment variable holding the API key (default OPENAI_API_KEY)")
     g.add_argument("--device", default=S, help="cuda | cpu | mps (default: cuda when present)")
     g.add_argument("--batch-size", type=int, default=S, help="local backend batch size (default 64)")
+    g.add_argument("--timeout", type=float, default=S, help="openai backend: seconds per request before it counts as failed (default 60)")
+    g.add_argument("--max-retries", type=int, default=S, help="openai backend: retries of a timeout, 429, 5xx or garbled answer (default 4)")
     g.add_argument("--settings", default=S, help="settings file (default ./cai.toml when present)")
     return p
 

@@ -28,6 +28,10 @@ class Settings:
     batch_size: int = 64
     concurrency: int = 8
     """Parallel requests to an OpenAI-compatible server."""
+    timeout: float = 60.0
+    """Seconds an OpenAI-compatible server may take to answer one request."""
+    max_retries: int = 4
+    """Retries of a transient failure (timeout, 429, 5xx, garbled body) before it is recorded."""
     runs_dir: str = "runs"
     """Where training runs write checkpoints and metrics."""
     constitution_dirs: tuple[str, ...] = field(default_factory=tuple)
@@ -37,6 +41,7 @@ class Settings:
 _ENV = {
     "db": "CAI_DB", "model": "CAI_MODEL", "backend": "CAI_BACKEND", "base_url": "CAI_BASE_URL",
     "device": "CAI_DEVICE", "dtype": "CAI_DTYPE", "batch_size": "CAI_BATCH_SIZE", "runs_dir": "CAI_RUNS_DIR",
+    "timeout": "CAI_TIMEOUT", "max_retries": "CAI_MAX_RETRIES",
 }
 
 
@@ -44,6 +49,8 @@ def _coerce(name: str, value):
     kind = {f.name: f.type for f in fields(Settings)}[name]
     if "int" in str(kind) and not isinstance(value, int):
         return int(value)
+    if "float" in str(kind) and not isinstance(value, float):
+        return float(value)
     if "tuple" in str(kind) and not isinstance(value, tuple):
         return tuple(value) if isinstance(value, list) else tuple(str(value).split(os.pathsep))
     return value

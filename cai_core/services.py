@@ -60,7 +60,8 @@ class Services:
             if key not in self._backends:
                 self._backends[key] = make_backend(
                     key[0], key[1], base_url=s.base_url, api_key_env=s.api_key_env, device=s.device,
-                    dtype=s.dtype, batch_size=s.batch_size, concurrency=s.concurrency,
+                    dtype=s.dtype, batch_size=s.batch_size, concurrency=s.concurrency, timeout=s.timeout,
+                    max_retries=s.max_retries,
                 )
             return self._backends[key]
 

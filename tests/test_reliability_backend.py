@@ -5,11 +5,11 @@ A run with failures ends `incomplete` (exit 3), each failure is in the `failures
 its reason, everything else is stored, and a rerun after the server is healed computes exactly
 the missing items. Backend failures while judging are never stored as verdicts and are retried.
 
-The CLI has no setting for the HTTP timeout, retries or back-off (OpenAIBackend's defaults:
-60 s timeout, 4 retries, 0.5 s doubling back-off; `make_backend` passes only base_url,
-api_key_env and concurrency). So: 500/429 through the CLI carry `Retry-After: 0` (honoured by
-the backend), malformed/truncated bodies take the default back-off (~7.5 s, items in parallel),
-and timeouts are tested through the services with OpenAIBackend(timeout=0.3, max_retries=1).
+The CLI sets the HTTP timeout and retries (`--timeout`, `--max-retries`; defaults 60 s and 4),
+not the back-off (0.5 s doubling). So: 500/429 through the CLI carry `Retry-After: 0` (honoured
+by the backend), malformed/truncated bodies take the default back-off (~7.5 s, items in
+parallel); timeouts go through the CLI with `--timeout 0.3 --max-retries 1`, and through the
+services with OpenAIBackend(timeout=0.3, max_retries=1).
 """
 from __future__ import annotations
 
@@ -209,3 +209,38 @@ def test_timeouts_and_faults_through_the_services_with_short_timeouts_then_heal(
             services.close()
             backend.close()
     check_integrity(db)
+
+
+def test_cli_timeout_and_retries_reach_the_backend(tmp_path):
+    """`--timeout 0.3 --max-retries 1`: a hanging request fails after 2 attempts within
+    seconds (the defaults would wait 60 s x 5), and the stub saw exactly 2 attempts."""
+    import time
+
+    prompts = ["Explain tides. [hang]", "Describe rain."]
+    _import(tmp_path, "slow", prompts)
+    db = tmp_path / "cai.duckdb"
+    with OpenAIStub() as stub:
+        stub.state.faults = [Fault("[hang]", "timeout", sleep=3.0, stage="answer")]
+        t = time.monotonic()
+        p = cai(tmp_path, "--backend", "openai", "--base-url", stub.url, "--model", "stub-model", "--timeout", "0.3",
+                "--max-retries", "1", "sl", "--prompts", "slow", "--constitution", "seed", "--rounds", "1", check=False)
+        elapsed = time.monotonic() - t
+        assert p.returncode == 3, p.stderr[-2000:]
+        assert sum("[hang]" in u for u in stub.requests_of("answer")) == 2
+    assert elapsed < 30, elapsed
+    with open_store(db) as s:
+        assert [r["error"] for r in s.query("SELECT error FROM failures")] == ["timeout after 2 attempts"]
+        assert s.count("revisions") == 1  # the other prompt went all the way
+
+
+def test_timeout_and_retries_settings_from_file_and_environment(tmp_path, monkeypatch):
+    from cai_core.config import load_settings
+
+    (tmp_path / "cai.toml").write_text("timeout = 5\nmax_retries = 2\n")
+    s = load_settings(tmp_path / "cai.toml")
+    assert (s.timeout, s.max_retries) == (5.0, 2) and isinstance(s.timeout, float)
+    monkeypatch.setenv("CAI_TIMEOUT", "0.75")
+    monkeypatch.setenv("CAI_MAX_RETRIES", "0")
+    s = load_settings(tmp_path / "cai.toml", timeout=None)
+    assert (s.timeout, s.max_retries) == (0.75, 0)
+    assert load_settings(tmp_path / "cai.toml", timeout=9.0).timeout == 9.0  # the flag wins
