@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from cai_core import render
+from cai_core import word_diff
 from cai_core.render import (
     diff_stats,
     escape,
@@ -271,8 +271,8 @@ def test_word_diff_details():
 def test_word_diff_random_edits_reconstruct(monkeypatch, budget):
     # budget 10 / 0 forces the per-line and the wholesale fallbacks used for huge inputs
     if budget is not None:
-        monkeypatch.setattr(render, "_WORD_PAIR_BUDGET", budget)
-        monkeypatch.setattr(render, "_GAP_DIFF_BUDGET", budget)
+        monkeypatch.setattr(word_diff, "_WORD_PAIR_BUDGET", budget)
+        monkeypatch.setattr(word_diff, "_GAP_DIFF_BUDGET", budget)
     rng = random.Random(7)
     vocab = ["the", "a", "cat", "<b>", "&amp;", "`", "'", '"', ",", ".", "\n", "  ", "\t", "\r\n",
              "é", "\u202e", "\x00", "javascript:", "[x](y)"]

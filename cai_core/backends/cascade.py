@@ -39,7 +39,6 @@ class State:
         self.rows = slice(0, rows)  # the rows the current forward covers
         self.col = 0  # first column the current forward writes
         self.first = 0  # first column its queries attend to (earlier ones are all padding)
-        self.q = 0
         self.mask: torch.Tensor | None = None
         self._bias: tuple[tuple[int, int], torch.Tensor] | None = None
 
@@ -55,7 +54,7 @@ class State:
                 self.segments[-1] = (a, i + 1, gi)
             else:
                 self.segments.append((i, i + 1, gi))
-        self.rows, self.col, self.q, self.first = rows, col, q, first
+        self.rows, self.col, self.first = rows, col, first
         end = col + q
         keys = self.valid[rows, first:end]  # [b, S]
         causal = torch.ones(q, end - first, dtype=torch.bool, device=keys.device).tril(diagonal=col - first)

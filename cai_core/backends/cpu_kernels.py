@@ -20,20 +20,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["available", "pack_linears", "fuse_rms_norms"]
+__all__ = ["available", "cpu_has_bf16", "pack_linears", "fuse_rms_norms"]
 
 PACK_ROWS = 64
 """The batch size oneDNN is told to expect (the weights serve other sizes as well)."""
 
 
-def available(dtype: torch.dtype, device: str) -> bool:
-    """Prepacking applies: bf16 on a CPU with native bf16 kernels, ops present in this torch."""
-    if dtype != torch.bfloat16 or device != "cpu":
-        return False
+def cpu_has_bf16() -> bool:
+    """Native bf16 matrix products on this CPU (oneDNN's AVX512-BF16 / AMX kernels)."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and torch.backends.cpu.get_cpu_capability() != "DEFAULT"
     except (AttributeError, RuntimeError):
         return False
+
+
+def available(dtype: torch.dtype, device: str) -> bool:
+    """Prepacking applies: bf16 on a CPU with native bf16 kernels, ops present in this torch."""
+    return (dtype == torch.bfloat16 and device == "cpu" and cpu_has_bf16()
+            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
 def _packed_forward(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 
 from ..models import EMBEDDED, resolve_model
 from . import cpu_kernels
+from .cpu_kernels import cpu_has_bf16
 from .base import Completion, GenerationParams, Request
 
 __all__ = ["HFLocalBackend", "default_device", "default_threads", "cut_at_stop", "render_request", "cpu_has_bf16",
@@ -32,14 +33,6 @@ __all__ = ["HFLocalBackend", "default_device", "default_threads", "cut_at_stop",
 ENGINE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "olmo", "olmo2", "granite", "smollm3"})
 """Decoders whose attention the engine replaces exactly (rotary, grouped keys, no sliding
 window or soft-capping); other models generate with ``model.generate``."""
-
-
-def cpu_has_bf16() -> bool:
-    """Native bf16 matrix products on this CPU (oneDNN's AVX512-BF16 / AMX kernels)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and torch.backends.cpu.get_cpu_capability() != "DEFAULT"
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def default_device() -> str:
