@@ -244,6 +244,23 @@ def test_the_reference_attention_path_matches_the_fused_kernel(gqa_lm, monkeypat
     assert [c.text for c in plain] == [c.text for c in fused] == [c.text for c in _hf(model, tok, reqs)]
 
 
+@pytest.mark.parametrize("fused_decode", [True, False])
+def test_decoding_steps_through_either_attention_match_transformers(gqa_lm, monkeypatch, fused_decode):
+    """Decoding steps attend through the fused kernel (AMX CPUs) or through products over
+    each row's whole buffer (elsewhere: unwritten columns masked); both, with shared
+    prefixes, rows of different lengths and rows leaving the batch, decode what
+    transformers' generate decodes."""
+    model, tok = gqa_lm
+    monkeypatch.setattr(cascade, "FUSED_DECODE", fused_decode)
+    calls = []
+    real = cascade.attend
+    monkeypatch.setattr(cascade, "attend", lambda *a, **k: calls.append(k.get("fused", True)) or real(*a, **k))
+    reqs = _requests(GenerationParams(max_new_tokens=12, repetition_penalty=1.2))
+    got = _eng(model, tok, reqs, batch_size=3)
+    assert [c.text for c in got] == [c.text for c in _hf(model, tok, reqs)]
+    assert (False in calls) is (not fused_decode)  # the path asked for was taken
+
+
 def test_attend_returns_the_log_sum_exp_of_masked_scores(monkeypatch):
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 6, 8), torch.randn(2, 3, 6, 8)
@@ -256,3 +273,9 @@ def test_attend_returns_the_log_sum_exp_of_masked_scores(monkeypatch):
         out, lse = cascade.attend(q, k, v, bias, 0.3)
         torch.testing.assert_close(lse, torch.logsumexp(s, -1))
         torch.testing.assert_close(out, torch.softmax(s, -1) @ v)
+    # the products path lets a bias broadcast over heads and queries ([b, 1, 1, S])
+    row_bias = torch.zeros(2, 1, 1, 6).masked_fill_(~keep[:, :1, :1], float("-inf"))
+    s = q @ k.transpose(-1, -2) * 0.3 + row_bias
+    out, lse = cascade.attend(q, k, v, row_bias, 0.3, fused=False)
+    torch.testing.assert_close(lse, torch.logsumexp(s, -1))
+    torch.testing.assert_close(out, torch.softmax(s, -1) @ v)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["available", "cpu_has_bf16", "pack_linears", "fuse_rms_norms"]
+__all__ = ["available", "cpu_has_amx", "cpu_has_bf16", "pack_linears", "fuse_rms_norms"]
 
 PACK_ROWS = 64
 """The batch size oneDNN is told to expect (the weights serve other sizes as well)."""
@@ -32,6 +32,18 @@ def cpu_has_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and torch.backends.cpu.get_cpu_capability() != "DEFAULT"
     except (AttributeError, RuntimeError):
         return False
+
+
+def cpu_has_amx() -> bool:
+    """The CPU has AMX tile instructions for bf16 (Linux: read from /proc/cpuinfo's flags)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
 
 
 def available(dtype: torch.dtype, device: str) -> bool:

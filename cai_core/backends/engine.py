@@ -10,7 +10,8 @@ copies the grouped keys and values of every row at every layer and step (measure
   to it in one call over the whole group (a "cascade" attention: prefix part and row part
   combined by their log-sum-exp), so long few-shot prompts cost what their unique part costs;
 * attends with torch's fused CPU flash-attention kernel, which returns that log-sum-exp (no
-  score tensors); plain products elsewhere (:mod:`.cascade`);
+  score tensors), or with plain products where those measured faster (decoding steps on
+  CPUs without AMX, other devices; :mod:`.cascade`);
 * keeps grouped keys and values grouped (queries are folded onto their key/value head
   instead of the keys being repeated) in buffers allocated once per batch, written in place;
 * prefills rows in slices (bounded memory), decodes the whole batch one token per step, and
