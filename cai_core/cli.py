@@ -197,7 +197,7 @@ def _bench(args) -> int:
     bench = bench_modules()
     if bench is None:
         raise FileNotFoundError("`cai bench` needs a source checkout: no bench/ folder beside cai_core/")
-    return (bench[0] if args.action == "generation" else bench[1]).main(args)
+    return {"generation": bench[0], "store": bench[1], "attention": bench[2]}[args.action].main(args)
 
 
 def _pairs(args, services) -> int:

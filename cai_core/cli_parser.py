@@ -169,14 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
     mos = mo.add_subparsers(dest="action", required=True, metavar="ACTION")
     mos.add_parser("prepare", parents=[common], help="convert the embedded GGUF to a cached HF folder (once)")
 
-    be = add("bench", "benchmarks (source checkout): generation speed vs a naive baseline; store queries at scale")
+    be = add("bench", "benchmarks (source checkout): generation speed vs a naive baseline; store queries at scale; "
+                      "the engine's attention paths")
     bes = be.add_subparsers(dest="action", required=True, metavar="ACTION")
     bg = bes.add_parser("generation", parents=[common], help="naive pipeline baseline vs the SL stage (+ judge), same prompts, one process")
     bs = bes.add_parser("store", parents=[common], help="app queries on a synthetic database: p50/p95 latency")
+    ba = bes.add_parser("attention", parents=[common],
+                        help="the engine's fused-kernel vs products attention on this CPU (which one decodes faster here)")
     bench = bench_modules()
     if bench is not None:  # the options live with the benchmarks themselves
         bench[0].add_arguments(bg)
         bench[1].add_arguments(bs)
+        bench[2].add_arguments(ba)
 
     app = add("app", "start the Gradio app")
     app.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -185,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def bench_modules():
-    """(bench.generation, bench.store) from the source checkout, or None when installed
+    """(bench.generation, bench.store, bench.attention) from the source checkout, or None when installed
     without one (bench/ lives beside cai_core/ and is not packaged)."""
     from pathlib import Path
 
@@ -194,6 +198,6 @@ def bench_modules():
         return None
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    from bench import generation, store
+    from bench import attention, generation, store
 
-    return generation, store
+    return generation, store, attention

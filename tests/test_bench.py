@@ -76,3 +76,19 @@ def test_bench_generation_end_to_end_on_a_tiny_model(tmp_path, tiny_folder, back
     assert out["baseline_sl_prompts"] == 3 and out["baseline_sl_tok_s"] > 0 and out["ratio_vs_baseline_sl"] > 0
     text = samples.read_text()
     assert "Baseline" in text and "**ct2**" in text and "**local**" in text and "critique" in text
+
+
+def test_bench_attention_times_both_paths_and_names_the_engines_choice(tmp_path):
+    from cai_core.backends import cascade
+
+    r = subprocess.run([CAI, "bench", "attention", "--batch", "4", "--widths", "8,20", "--reps", "2", "--json"],
+                       cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = _last_json(r.stdout)
+    assert set(out["cases"]) == {"decode rows 8", "decode rows 20", "decode prefix", "prefill slice"}
+    for c in out["cases"].values():
+        assert c["fused_ms"] > 0 and c["products_ms"] > 0
+        assert c["products_speedup"] == pytest.approx(c["fused_ms"] / c["products_ms"], rel=0.05, abs=0.01)
+    decode = "fused" if cascade.FUSED_DECODE and cascade.FUSED else "products"
+    assert out["cases"]["decode rows 8"]["engine_uses"] == decode
+    assert out["fused_decode"] == cascade.FUSED_DECODE
