@@ -95,3 +95,33 @@ def test_a_killed_job_is_reported_interrupted(svc, tiny_dir):
     assert state.status == "interrupted"
     assert svc.store.scalar("SELECT status FROM runs WHERE id = ?", [run.id]) == "interrupted"
     assert svc.metrics(run.id)  # what it logged before dying is in the store
+
+
+def test_ingest_mirrors_the_run_folder_when_steps_are_redone(tmp_path):
+    """A crash can leave lines for steps past the last checkpoint; the resumed job redoes
+    those steps and rewrites their lines. The store then shows the redone values, not the
+    first ones it ingested, and a step logged twice counts once, its later line winning."""
+    from cai_core.runs import find_or_create_run
+    from cai_core.store import Store
+    from cai_core.training.jobs import ingest
+
+    store = Store(tmp_path / "t.duckdb")
+    run, _ = find_or_create_run(store, kind="train-sft", config={"x": 1}, model="m", seed=0)
+    folder = tmp_path / "runs" / run.id
+    folder.mkdir(parents=True)
+
+    def log(*steps):
+        (folder / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "time": t, "loss": v}) + "\n"
+                                                      for s, t, v in steps))
+
+    def stored():
+        return {r["step"]: (r["time"], json.loads(r["metrics"])["loss"]) for r in store.query(
+            "SELECT step, time, CAST(metrics AS VARCHAR) AS metrics FROM train_metrics WHERE run_id = ?", [run.id])}
+
+    log((1, 10.0, 2.0), (2, 11.0, 1.5), (3, 12.0, 99.0))  # step 3 logged, then the crash
+    ingest(store, run.id, tmp_path / "runs")
+    assert stored() == {1: (10.0, 2.0), 2: (11.0, 1.5), 3: (12.0, 99.0)}
+    log((1, 10.0, 2.0), (2, 11.0, 1.5), (3, 20.0, 1.2), (4, 21.0, 1.1), (4, 22.0, 1.0))  # resumed: 3 redone
+    ingest(store, run.id, tmp_path / "runs")
+    assert stored() == {1: (10.0, 2.0), 2: (11.0, 1.5), 3: (20.0, 1.2), 4: (22.0, 1.0)}
+    store.close()

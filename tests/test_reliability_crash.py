@@ -237,12 +237,9 @@ def test_kill9_machine_crash_during_training_resumes_from_last_checkpoint(tmp_pa
         stored = {r["step"]: json.loads(r["metrics"]) for r in s.query(
             "SELECT step, metrics FROM train_metrics WHERE run_id = ?", [run_id])}
     assert counts["checkpoints"] == 1
-    # The training values the store shows for each step are the run folder's. (Counters and
-    # wall times of steps redone after a crash may differ: the store keeps the first ingested
-    # row of a step, and TRL restarts its num_tokens counter on resume.)
-    keys = ("loss", "grad_norm", "learning_rate", "epoch")
-    stale = [st for st in range(1, max_steps + 1)
-             if [stored[st].get(k) for k in keys] != pytest.approx([rows[st - 1].get(k) for k in keys], rel=1e-6)]
+    # What the store shows for each step is exactly the run folder's line, also for steps
+    # redone after a crash (their wall times and TRL's token counter differ from the first try).
+    stale = [st for st in range(1, max_steps + 1) if stored[st] != rows[st - 1]]
     assert not stale, (f"steps whose stored metrics differ from the run folder: {stale}; e.g. step {stale[0]}: "
                        f"store {stored[stale[0]]} vs run folder {rows[stale[0] - 1]}")
     assert partial_at_kill[1], "the second kill was meant to land inside a checkpoint save"

@@ -97,9 +97,11 @@ class Store:
         finally:
             cur.close()
 
-    def insert(self, table: str, rows: Iterable[dict[str, Any]], *, ignore_existing: bool = True) -> int:
+    def insert(self, table: str, rows: Iterable[dict[str, Any]], *, ignore_existing: bool = True,
+               replace: bool = False) -> int:
         """Insert rows in one transaction; with ``ignore_existing`` a row whose primary key
-        exists is skipped (what makes resumed runs idempotent). Returns rows given."""
+        exists is skipped (what makes resumed runs idempotent), with ``replace`` it is
+        overwritten (for tables that mirror a record kept elsewhere). Returns rows given."""
         rows = list(rows)
         if not rows:
             return 0
@@ -109,7 +111,7 @@ class Store:
         for c in cols:
             if not _IDENT.match(c):
                 raise ValueError(f"bad column name {c!r}")
-        verb = "INSERT OR IGNORE" if ignore_existing else "INSERT"
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE" if ignore_existing else "INSERT"
         sql = f"{verb} INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
         values = [[_encode(r[c]) for c in cols] for r in rows]
         cur = self._con.cursor()

@@ -127,7 +127,7 @@ def ingest(store: Store, run_id: str, runs_dir: str | Path) -> JobState:
     if run is None:
         raise KeyError(f"no run {run_id!r}")
     run_dir = Path(runs_dir).resolve() / run_id
-    rows = []
+    rows: dict[int, dict] = {}
     path = run_dir / "metrics.jsonl"
     if path.is_file():
         for line in path.read_text().splitlines():
@@ -135,9 +135,14 @@ def ingest(store: Store, run_id: str, runs_dir: str | Path) -> JobState:
                 m = json.loads(line)
             except ValueError:  # a line being written right now
                 continue
-            if isinstance(m, dict) and "step" in m:
-                rows.append({"run_id": run_id, "step": int(m["step"]), "time": m.get("time"), "metrics": m})
-    store.insert("train_metrics", rows)
+            if isinstance(m, dict) and "step" in m:  # a step logged twice: the later line wins
+                rows[int(m["step"])] = {"run_id": run_id, "step": int(m["step"]), "time": m.get("time"), "metrics": m}
+    # The run folder is the record: a step redone after a crash (the job rewrites its lines)
+    # replaces what an earlier ingest stored for it.
+    stored = {r["step"]: r["metrics"] for r in store.query(
+        "SELECT step, CAST(metrics AS VARCHAR) AS metrics FROM train_metrics WHERE run_id = ?", [run_id])}
+    changed = [r for st, r in rows.items() if st not in stored or json.loads(stored[st]) != r["metrics"]]
+    store.insert("train_metrics", changed, replace=True)
     state = job_state(run_dir, run)
     ckpt_id = None
     result = read_json(run_dir / "result.json") or {}
