@@ -168,10 +168,16 @@ def calibration_figure(report: Any) -> go.Figure:
     return fig
 
 
-def label_counts_figure(rows: Sequence[Mapping[str, Any]] | None) -> go.Figure:
+BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
+"""Length of each time bucket :func:`cai_core.agreement.label_counts_over_time` groups by."""
+
+
+def label_counts_figure(rows: Sequence[Mapping[str, Any]] | None, bucket: str = "hour") -> go.Figure:
     """Stacked bars of labels per time bucket, AI verdicts on top and human audits below
-    (shared time axis), from :func:`cai_core.agreement.label_counts_over_time` rows. One
-    trace per (source, label)."""
+    (shared time axis), from :func:`cai_core.agreement.label_counts_over_time` rows grouped
+    by ``bucket``. One trace per (source, label). Each bar covers its bucket (less a gap) and
+    the axis spans at least three buckets: plotly would size a lone bar from its own trace
+    (a millisecond: invisible) and zoom a single bucket down to sub-millisecond ticks."""
     series: dict[tuple[str, str], dict[Any, int]] = {}
     for r in rows or []:
         if not isinstance(r, Mapping) or r.get("time") is None:
@@ -185,15 +191,28 @@ def label_counts_figure(rows: Sequence[Mapping[str, Any]] | None) -> go.Figure:
     titles = {"ai": "AI verdicts", "human": "human audits (standing)"}
     fig = make_subplots(rows=len(sources), cols=1, shared_xaxes=True, vertical_spacing=0.12,
                         subplot_titles=[titles.get(src, src) for src in sources])
+    seconds = BUCKET_SECONDS.get(bucket, 3600)
     for (source, label), points in sorted(series.items(), key=lambda kv: (sources.index(kv[0][0]), kv[0][1])):
         xs = sorted(points)
         row = sources.index(source) + 1
         fig.add_trace(go.Bar(
             x=xs, y=[points[x] for x in xs], name=f"{source}: {label}", legendgroup=source,
-            marker_color=_COLORS.get(label), hovertemplate=f"{source} {label}<br>%{{x}}<br>%{{y}} labels<extra></extra>",
+            # each bar over its bucket (date_trunc gives the bucket's start), one bucket wide less a gap
+            xperiod=seconds * 1000, xperiodalignment="middle", width=[seconds * 1000 * 0.8] * len(xs),
+            marker_color=_COLORS.get(label),
+            hovertemplate=f"{source} {label}<br>%{{x}} (one {bucket})<br>%{{y}} labels<extra></extra>",
         ), row=row, col=1)
         fig.update_yaxes(title_text="labels", row=row, col=1)
-    fig.update_xaxes(title_text="time", row=len(sources), col=1)
+    times = sorted({t for points in series.values() for t in points})
+    if all(hasattr(t, "timestamp") for t in times):
+        from datetime import timedelta
+
+        lo, hi = times[0], times[-1] + timedelta(seconds=seconds)  # the buckets' starts to the last one's end
+        if hi - lo < timedelta(seconds=3 * seconds):  # at least three buckets wide
+            pad = (timedelta(seconds=3 * seconds) - (hi - lo)) / 2
+            lo, hi = lo - pad, hi + pad
+        fig.update_xaxes(range=[lo, hi])
+    fig.update_xaxes(title_text=f"time (one bar per {bucket})", row=len(sources), col=1)
     fig.update_layout(title={"text": "Labels over time"}, barmode="stack", template="plotly_white",
                       height=max(320, 240 * len(sources)))
     return fig

@@ -467,3 +467,31 @@ def test_eval_plots_empty():
         for arg in (empty, {}, None, {"win_rates": [], "response_rates": []}):
             fig = fn(arg)
             assert n_traces(fig) == 0 and title(fig)
+
+
+@pytest.mark.parametrize("bucket", ["minute", "hour", "day"])
+def test_label_counts_bars_cover_their_bucket_even_alone(bucket):
+    """Everything labelled within one bucket, and a lone human bar in another: each bar is a
+    bucket wide (plotly alone would size a one-point trace to a millisecond) and the axis
+    spans whole buckets around the data (plotly alone zooms one bucket to sub-ms ticks)."""
+    from datetime import timedelta
+
+    from cai_core.plots import BUCKET_SECONDS
+
+    sec = BUCKET_SECONDS[bucket]
+    t0 = datetime(2026, 12, 2, 14)
+    one = [{"time": t0, "source": "ai", "label": "A", "count": 40},
+           {"time": t0, "source": "ai", "label": "B", "count": 24},
+           {"time": t0, "source": "human", "label": "accept", "count": 5}]
+    fig = label_counts_figure(one, bucket)
+    lo, hi = (datetime.fromisoformat(str(x)) if not isinstance(x, datetime) else x for x in fig.layout.xaxis.range)
+    assert hi - lo == timedelta(seconds=3 * sec) and lo < t0 and t0 + timedelta(seconds=sec) < hi
+    for trace in fig.data:
+        assert list(trace.width) == [sec * 1000 * 0.8] and trace.xperiod == sec * 1000
+        assert trace.xperiodalignment == "middle"  # over its bucket, which starts at the time given
+    two = one[:2] + [{"time": t0 + timedelta(seconds=sec), "source": "human", "label": "A", "count": 5}]
+    fig = label_counts_figure(two, bucket)
+    lone = [t for t in fig.data if t.name == "human: A"][0]
+    assert list(lone.width) == [sec * 1000 * 0.8]
+    lo, hi = (datetime.fromisoformat(str(x)) if not isinstance(x, datetime) else x for x in fig.layout.xaxis.range)
+    assert lo <= t0 and hi >= t0 + timedelta(seconds=2 * sec)

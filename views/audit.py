@@ -91,7 +91,7 @@ def build(services) -> None:
         summary = (f"audited comparisons: {rep.n} · agreement {rate} · Cohen's κ {kappa} · "
                    f"position flips {flip} · unparsed verdicts {rep.unparsed}")
         return (summary, agreement_figure(rep), judge_agreement_figure(rep), calibration_figure(rep),
-                label_counts_figure(counts))
+                label_counts_figure(counts, "hour"))
 
     with gr.Tab("Audit"):
         with gr.Row():
