@@ -212,11 +212,22 @@ class StageResult:
     judge_cot_seconds: float | None = None
     judge_cot_pairs: int = 0
     samples: dict = field(default_factory=dict)
+    work: dict | None = None
+    """Token positions the engine computed during the SL stage (prefix, prefill, decode), and
+    the FLOPs they cost; None for backends without the engine."""
     requests: list = field(default_factory=list)
     """The SL stage's generation requests, in order (answers, critiques, revisions)."""
 
-    def figures(self, prompts: int, bound: float) -> dict:
+    def figures(self, prompts: int, bound: float, gflops: float) -> dict:
         tok_s = self.sl_tokens / self.sl_seconds if self.sl_seconds else 0.0
+        computed = {}
+        if self.work and self.sl_seconds:
+            # the model work the engine actually did, as a share of the fp32 probe's rate
+            # (bf16 kernels can exceed 1): how close to the machine the stage runs
+            computed = {"computed_tokens": self.work,
+                        "computed_gflop_s": round(self.work["gflop"] / self.sl_seconds, 1),
+                        "computed_fraction_of_probe": round(self.work["gflop"] / self.sl_seconds / gflops, 4)
+                        if gflops else None}
         return {
             "backend": self.backend_id,
             "tok_s": round(tok_s, 2),
@@ -231,6 +242,7 @@ class StageResult:
             # matmul rate the stage turns into model work (prefill + generation)
             "work_fraction_of_bound": round((self.sl_tokens + self.sl_prompt_tokens) / self.sl_seconds / bound, 4)
             if bound and self.sl_seconds else None,
+            **computed,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "judge_pairs_per_min": round(self.judge_lp_pairs / self.judge_lp_seconds * 60, 2)
             if self.judge_lp_seconds else None,
@@ -261,13 +273,17 @@ def run_project(spec: str, model: str, n_prompts: int, new_tokens: int, *, chunk
     run, _ = start_sl_run(store, counter, cons, get_prompt_set(store, "red-team"), cfg, new_run=True)
     _trim()
     exact = _reset_peak()
+    work0 = _work(backend)
     t = time.perf_counter()
     res = run_sl(store, counter, cons, run, cfg)
     sl_s = time.perf_counter() - t
     peak = _peak_rss_mb()
+    work1 = _work(backend)
     if not exact:
         _log("note: peak RSS could not be reset; it is the process's lifetime peak")
     out = StageResult(spec, backend.id, load_s, sl_s, counter.completion_tokens, counter.prompt_tokens, res.status, peak)
+    if work0 is not None and work1 is not None:
+        out.work = _work_figures(backend, {k: work1[k] - work0[k] for k in work1})
     out.requests = list(counter.generated)
     ids = [r["id"] for r in store.query(
         "SELECT p.id FROM prompts p JOIN prompt_sets s ON s.id = p.set_id WHERE s.name = 'red-team' "
@@ -296,6 +312,23 @@ def run_project(spec: str, model: str, n_prompts: int, new_tokens: int, *, chunk
     del backend, counter
     _trim()
     return out
+
+
+def _work(backend) -> dict | None:
+    w = getattr(backend, "work", None)
+    if w is None:
+        return None
+    return {"prefix": w.prefix_tokens, "prefill": w.prefill_tokens, "decode": w.decode_tokens}
+
+
+def _work_figures(backend, work: dict) -> dict:
+    """Token positions computed and their FLOPs: 2 x parameters per decoded position; prefix
+    and prefill positions skip the output layer (only a row's last prompt token needs logits)."""
+    model = backend.gen_model
+    params = sum(p.numel() for p in model.parameters())
+    out_layer = model.get_output_embeddings().weight.numel()
+    flop = 2 * params * work["decode"] + 2 * (params - out_layer) * (work["prefix"] + work["prefill"])
+    return {**work, "total": sum(work.values()), "gflop": round(flop / 1e9, 1)}
 
 
 # -- output quality ------------------------------------------------------------------------------
@@ -370,6 +403,9 @@ def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_toke
             _log(f"  {s.sl_tokens} tokens in {s.sl_seconds:.1f}s = {s.sl_tokens / s.sl_seconds:.1f} tok/s; "
                  f"peak RSS {s.peak_rss_mb:.0f} MB; judge {s.judge_lp_pairs} pairs in {s.judge_lp_seconds or 0:.1f}s (log-prob), "
                  f"{s.judge_cot_pairs} in {s.judge_cot_seconds or 0:.1f}s (CoT)")
+            if s.work:
+                _log(f"  the model computed {s.work['total']} token positions ({s.work['prefix']} shared prefix, "
+                     f"{s.work['prefill']} prefill, {s.work['decode']} decode) = {s.work['gflop']} GFLOP")
             stages.append(s)
     nb = min(n, baseline_prompts or n)
     _log(f"baseline: transformers pipeline, fp32, one prompt at a time, {nb} prompts")
@@ -396,7 +432,7 @@ def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_toke
     params = base["params"]
     flops_per_token = 2 * params
     bound = gflops * 1e9 / flops_per_token
-    per = {s.spec: {**s.figures(n, bound), "agreement_with_baseline": agreement_with_baseline(base["texts"], s.samples["first"])}
+    per = {s.spec: {**s.figures(n, bound, gflops), "agreement_with_baseline": agreement_with_baseline(base["texts"], s.samples["first"])}
            for s in stages}
     for spec, f in per.items():
         f["ratio_vs_baseline"] = round(f["tok_s"] / base["tok_s"], 2) if base["tok_s"] else None
@@ -430,6 +466,8 @@ def run_generation_bench(*, model: str = "embedded", prompts: int = 64, new_toke
         "ratio_vs_baseline": p.get("ratio_vs_baseline"),
         "fraction_of_bound": p.get("fraction_of_bound"),
         "work_fraction_of_bound": p.get("work_fraction_of_bound"),
+        "computed_tokens": p.get("computed_tokens"),
+        "computed_fraction_of_probe": p.get("computed_fraction_of_probe"),
         "peak_rss_mb": p.get("peak_rss_mb"),
         "sl_prompts_per_min": p.get("sl_prompts_per_min"),
         "judge_pairs_per_min": p.get("judge_pairs_per_min"),
@@ -461,7 +499,8 @@ def main(args: argparse.Namespace) -> int:
         baseline_sl_prompts=args.baseline_sl_prompts)
     if not args.json:
         for k in ("baseline_tok_s", "baseline_sl_tok_s", "ratio_vs_baseline_sl", "project_backend", "project_tok_s", "ratio_vs_baseline", "compute_bound_tok_s",
-                  "fraction_of_bound", "work_fraction_of_bound", "peak_rss_mb", "sl_prompts_per_min",
+                  "fraction_of_bound", "work_fraction_of_bound", "computed_tokens", "computed_fraction_of_probe",
+                  "peak_rss_mb", "sl_prompts_per_min",
                   "judge_pairs_per_min", "judge_pairs_per_min_cot"):
             print(f"{k:24} {res[k]}")
     print(json.dumps(res))

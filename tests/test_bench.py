@@ -71,6 +71,13 @@ def test_bench_generation_end_to_end_on_a_tiny_model(tmp_path, tiny_folder, back
     assert set(out["backends"]) == {"ct2", "local"}
     for b in out["backends"].values():
         assert b["status"] == "finished" and b["tokens"] > 0
+    # the engine's own count of what it computed: every generated token but each row's first
+    # came from a decoding step; ct2 has no such count
+    work = out["backends"]["local"]["computed_tokens"]
+    assert work["decode"] >= out["backends"]["local"]["tokens"] - 9 and work["prefill"] > 0 and work["gflop"] > 0
+    assert work["total"] == work["prefix"] + work["prefill"] + work["decode"]
+    assert out["computed_tokens"] == work and out["computed_fraction_of_probe"] > 0
+    assert "computed_tokens" not in out["backends"]["ct2"]
     assert out["baseline_tok_s"] > 0 and out["compute_bound_tok_s"] > 0 and out["peak_rss_mb"] > 0
     # the naive pipeline also ran the SL stage's own requests (answers, critiques, revisions)
     assert out["baseline_sl_prompts"] == 3 and out["baseline_sl_tok_s"] > 0 and out["ratio_vs_baseline_sl"] > 0

@@ -279,3 +279,29 @@ def test_attend_returns_the_log_sum_exp_of_masked_scores(monkeypatch):
     out, lse = cascade.attend(q, k, v, row_bias, 0.3, fused=False)
     torch.testing.assert_close(lse, torch.logsumexp(s, -1))
     torch.testing.assert_close(out, torch.softmax(s, -1) @ v)
+
+
+def test_work_counts_the_token_positions_computed(gqa_lm):
+    """Work adds up what the model computed: a shared prefix once, each row's own prompt
+    tokens, one position per row per decoding step; with the cache, a row extending a kept
+    row computes only what follows it."""
+    model, tok = gqa_lm
+    reqs = _requests(GenerationParams(max_new_tokens=20))
+    seqs = [tok(render_request(tok, r), add_special_tokens=False)["input_ids"] for r in reqs]
+    [(members, shared)] = engine.prefix_groups(seqs, range(len(seqs)), engine.MIN_SHARED_PREFIX)
+    never = {10**9}  # no end token: every row decodes all its steps, none leaves the batch
+    work, cache = engine.Work(), engine.KVCache()
+    outs = engine.generate(model, seqs, engine.EngineParams(max_new_tokens=20), eos=never, pad=tok.pad_token_id,
+                           cache=cache, work=work)
+    assert work.prefix_tokens == shared
+    assert work.prefill_tokens == sum(len(s) - shared for s in seqs)
+    assert work.decode_tokens == len(seqs) * 19  # the first new token comes from the prefill's logits
+    # the same prompts extended by their outputs: the prefix and each row's kept keys/values
+    # (its prompt and the outputs fed back, all but the last; >= 16 tokens, so the cache keeps them) are reused
+    longer = [s + o.tokens + [tok.eos_token_id] for s, o in zip(seqs, outs)]
+    again = engine.Work()
+    engine.generate(model, longer, engine.EngineParams(max_new_tokens=2), eos=never, pad=tok.pad_token_id,
+                    cache=cache, work=again)
+    assert again.prefix_tokens == 0
+    assert again.prefill_tokens == 2 * len(seqs)  # each row's last output token and the end token
+    assert again.total == again.prefill_tokens + again.decode_tokens

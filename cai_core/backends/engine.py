@@ -33,7 +33,7 @@ import torch
 from .cascade import ATTN_IMPLEMENTATION, State, enable
 from .kv_cache import KVCache
 
-__all__ = ["ATTN_IMPLEMENTATION", "EngineParams", "KVCache", "Output", "enable", "generate", "prefix_groups"]
+__all__ = ["ATTN_IMPLEMENTATION", "EngineParams", "KVCache", "Output", "Work", "enable", "generate", "prefix_groups"]
 
 PREFILL_TOKENS = 1024
 """Rows x tokens per prefill forward (bounds its memory). Measured on the SL stage's waves, 64
@@ -96,6 +96,24 @@ class Output:
     """True when an end token ended the row (False: it hit max_new_tokens)."""
 
 
+@dataclass(slots=True)
+class Work:
+    """Token positions the model actually computed (a forward pass each), summed over calls:
+    what a run cost, as opposed to the prompt and output tokens it handled (shared prefixes
+    computed once, reused keys/values and finished rows cost nothing)."""
+
+    prefix_tokens: int = 0
+    """Shared prefixes, computed once per group (not when the cache had them)."""
+    prefill_tokens: int = 0
+    """Rows' own prompt tokens after their prefix and any reused keys/values."""
+    decode_tokens: int = 0
+    """Decoding steps x the rows in the batch at each step (finished rows still riding along count)."""
+
+    @property
+    def total(self) -> int:
+        return self.prefix_tokens + self.prefill_tokens + self.decode_tokens
+
+
 def _forward(model, ids: torch.Tensor, positions: torch.Tensor, st: State) -> torch.Tensor:
     out = model(input_ids=ids, position_ids=positions, use_cache=False, logits_to_keep=1, cai_state=st)
     return out.logits[:, -1].float()
@@ -148,7 +166,7 @@ def _stash(cache: KVCache, prefix: tuple[int, ...], st: State, j: int, tokens: l
 
 @torch.inference_mode()
 def _generate_batch(model, parts: list[tuple[list[int], list[list[int]]]], p: EngineParams, eos: set[int], pad: int,
-                    gen: torch.Generator | None, cache: KVCache | None = None) -> list[Output]:
+                    gen: torch.Generator | None, cache: KVCache | None = None, work: Work | None = None) -> list[Output]:
     """Decode one batch: ``parts`` are (shared prefix, rows after it) groups, decoded
     together (each row's queries see its own group's prefix). Outputs in row order."""
     cfg = model.config
@@ -185,6 +203,8 @@ def _generate_batch(model, parts: list[tuple[list[int], list[list[int]]]], p: En
                   use_cache=False, logits_to_keep=1, cai_state=pst)
             st.prefix_k.append([t[0] for t in pst.k])
             st.prefix_v.append([t[0] for t in pst.v])
+            if work is not None:
+                work.prefix_tokens += P
             if cache is not None:
                 cache.put_prefix(key, st.prefix_k[-1], st.prefix_v[-1])
         uniq = sorted(set(prefix))
@@ -204,6 +224,8 @@ def _generate_batch(model, parts: list[tuple[list[int], list[list[int]]]], p: En
             st.valid[i, c0 : c0 + m] = True
             need[i] = len(r) - m
     # prefill group by group, in slices of rows needing similar numbers of tokens
+    if work is not None:
+        work.prefill_tokens += sum(need)
     logits = torch.empty(n, vocab, device=device)
     for k in range(len(parts)):
         order = sorted((i for i in range(n) if gids[i] == k), key=lambda i: need[i])
@@ -253,6 +275,8 @@ def _generate_batch(model, parts: list[tuple[list[int], list[list[int]]]], p: En
         pos = pos + 1
         st.begin(slice(None), col, 1)
         logits = _forward(model, nxt[:, None], pos[:, None], st)
+        if work is not None:
+            work.decode_tokens += live.numel()
         col += 1
     for j, orig in enumerate(live.tolist()):
         stash(j, orig)
@@ -277,9 +301,11 @@ def _batches(prompts: Sequence[Sequence[int]], groups: list[tuple[list[int], int
 
 
 def generate(model, prompts: Sequence[Sequence[int]], params: EngineParams, *, eos: set[int], pad: int,
-             batch_size: int = 64, min_shared_prefix: int = MIN_SHARED_PREFIX, cache: KVCache | None = None) -> list[Output]:
+             batch_size: int = 64, min_shared_prefix: int = MIN_SHARED_PREFIX, cache: KVCache | None = None,
+             work: Work | None = None) -> list[Output]:
     """Decode every prompt (token ids, already templated); returns outputs in input order.
-    With ``cache``, rows extending earlier rows reuse their keys/values (see KVCache)."""
+    With ``cache``, rows extending earlier rows reuse their keys/values (see KVCache); with
+    ``work``, the token positions computed are added to it."""
     gen = None
     if params.temperature > 0:
         gen = torch.Generator(device=next(model.parameters()).device)
@@ -299,7 +325,7 @@ def generate(model, prompts: Sequence[Sequence[int]], params: EngineParams, *, e
         groups.append((plain, 0))
     for batch in _batches(prompts, groups, batch_size):
         parts = [(prefix, [list(prompts[i][len(prefix):]) for i in idx]) for prefix, idx in batch]
-        outs = _generate_batch(model, parts, params, eos, pad, gen, cache)
+        outs = _generate_batch(model, parts, params, eos, pad, gen, cache, work)
         for i, o in zip([i for _, idx in batch for i in idx], outs):
             results[i] = o
     return results  # type: ignore[return-value]

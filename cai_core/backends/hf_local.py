@@ -179,10 +179,13 @@ class HFLocalBackend:
         self.engine = engine and getattr(model.config, "model_type", None) in ENGINE_MODEL_TYPES \
             and not getattr(model.config, "sliding_window", None)
         self.kv_cache = None
+        self.work = None
+        """Token positions the engine computed so far (:class:`.engine.Work`), or None without it."""
         if self.engine:
             from . import engine as _engine
 
             _engine.enable(self.gen_model)
+            self.work = _engine.Work()
             self.kv_cache = _engine.KVCache()  # later calls extending earlier rows reuse their keys/values
         self.tokenizer = tokenizer
         self.batch_size = max(1, batch_size)
@@ -249,7 +252,7 @@ class HFLocalBackend:
         ep = engine.EngineParams(max_new_tokens=params.max_new_tokens, temperature=params.temperature,
                                  top_p=params.top_p, repetition_penalty=params.repetition_penalty, seed=params.seed)
         outs = engine.generate(self.gen_model, seqs, ep, eos=self._eos_ids, pad=self.tokenizer.pad_token_id,
-                               batch_size=self.batch_size, cache=self.kv_cache)
+                               batch_size=self.batch_size, cache=self.kv_cache, work=self.work)
         return [self._completion(o.tokens, len(s), params) for o, s in zip(outs, seqs)]
 
     def _generate_batch(self, seqs: list[list[int]], params: GenerationParams) -> list[Completion]:
