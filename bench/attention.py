@@ -47,7 +47,7 @@ def _cases(batch: int, widths, dtype):
     """(name, fused call, products call, whether the engine uses the kernel for it)."""
     import torch
 
-    from cai_core.backends import cascade
+    from cai_core.backends.engine import cascade
 
     g = torch.Generator().manual_seed(0)
 
@@ -83,8 +83,8 @@ def _cases(batch: int, widths, dtype):
 def run_attention_bench(*, batch: int = 64, widths=(45, 130, 250), reps: int = 40) -> dict:
     import torch
 
-    from cai_core.backends import cascade
-    from cai_core.backends.cpu_kernels import cpu_has_amx, cpu_has_bf16
+    from cai_core.backends.engine import cascade
+    from cai_core.backends.engine.cpu_kernels import cpu_has_amx, cpu_has_bf16
 
     dtype = torch.bfloat16 if cpu_has_bf16() else torch.float32
     out: dict = {"bench": "attention", "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(),

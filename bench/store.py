@@ -48,7 +48,7 @@ _AFTER_AUDIT = ("audit_queue[disagreement]", "agreement", "label_counts_over_tim
 def _clicker(store) -> Callable[[], None]:
     """An audit click: alternately a decision and its undo on one comparison, so every call
     changes the audit log while the set of audited comparisons stays the same."""
-    from cai_core.audit import record_audit
+    from cai_core.labels.audits import record_audit
 
     cid = store.query("SELECT min(comparison_id) AS c FROM verdicts")[0]["c"]
     state = {"n": 0}
@@ -60,9 +60,9 @@ def _clicker(store) -> Callable[[], None]:
 
 
 def _queries(store, services) -> dict[str, Callable[[], object]]:
-    from cai_core import browse
-    from cai_core.agreement import agreement, label_counts_over_time
-    from cai_core.audit_queue import audit_queue
+    from cai_core.labels import browse
+    from cai_core.labels.agreement import agreement, label_counts_over_time
+    from cai_core.labels.queue import audit_queue
 
     from .synth import JUDGES, PRINCIPLES
 

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import browse
-from . import versions as V
+from .labels import browse
+from .labels import versions as V
 from .background import JobManager, Reporter
 from .services import Services
 
@@ -106,7 +106,7 @@ class AppServices(Services):
         return self.jobs.submit("compare", f"compare {', '.join(models)} on {prompts}", work)
 
     def submit_training(self, kind: str, *, config: dict | None = None, new_run: bool = False) -> str:
-        from .training.jobs import wait
+        from .training.launcher import wait
 
         run, proc, runs_dir = self.start_training(kind, config=config, new_run=new_run)
 
@@ -211,23 +211,23 @@ class AppServices(Services):
 
     # -- audit ---------------------------------------------------------------------------------
     def audit_queue(self, **kw):
-        from .audit_queue import audit_queue
+        from .labels.queue import audit_queue
 
         return audit_queue(self.store, **kw)
 
     def standing_audits(self, *, author: str | None = None) -> list[dict]:
         """Audit actions still standing after undos, oldest first."""
-        from .audit_queue import standing_audits
+        from .labels.queue import standing_audits
 
         return standing_audits(self.store, author=author)
 
     def agreement(self, **kw):
-        from .agreement import agreement
+        from .labels.agreement import agreement
 
         return agreement(self.store, **kw)
 
     def label_counts(self, bucket: str = "hour"):
-        from .agreement import label_counts_over_time
+        from .labels.agreement import label_counts_over_time
 
         return label_counts_over_time(self.store, bucket=bucket)
 

@@ -13,9 +13,9 @@ from . import constitutions as C
 from . import prompt_sets as P
 from .backends import Backend, make_backend
 from .config import Settings
-from .runs import list_runs
+from .store.runs import list_runs
 from .runners.sl import Progress, SLConfig, SLResult, run_sl, start_sl_run
-from .snapshots import SFTSnapshot, sft_records, write_records
+from .labels.snapshots import SFTSnapshot, sft_records, write_records
 from .store import Store
 from .types import Constitution
 
@@ -149,18 +149,18 @@ class Services:
 
     def record_audit(self, comparison_id: str, *, author: str, action: str, reason: str | None = None,
                      verdict_id: str | None = None):
-        from .audit import record_audit
+        from .labels.audits import record_audit
 
         return record_audit(self.store, comparison_id, author=author, action=action, reason=reason, verdict_id=verdict_id)
 
     def effective_labels(self, **kw):
-        from .audit import effective_labels
+        from .labels.audits import effective_labels
 
         return effective_labels(self.store, **kw)
 
     def export_preferences(self, out: str | Path, *, judge_run_id: str | None = None, source: str | None = None,
                            min_confidence: float = 0.0):
-        from .snapshots import preference_records, register_snapshot
+        from .labels.snapshots import preference_records, register_snapshot
 
         snap = preference_records(self.store, judge_run_id=judge_run_id, source=source, min_confidence=min_confidence)
         path = write_records(snap.records, out)
@@ -187,7 +187,7 @@ class Services:
         """Build the snapshot the kind trains on, then launch (or resume) the job.
         Returns (run, process or None, runs_dir)."""
         from .training import default_config
-        from .training.jobs import launch
+        from .training.launcher import launch
 
         runs_dir = Path(self.settings.runs_dir).resolve()
         data_dir = runs_dir / "snapshots"
@@ -199,7 +199,7 @@ class Services:
             if not snap.records:
                 raise ValueError("no SL revisions to train on: run `cai sl` first")
             path = write_records(snap.records, data_dir / f"sft-{snap.content_hash}.jsonl")
-            from .snapshots import register_snapshot
+            from .labels.snapshots import register_snapshot
 
             register_snapshot(self.store, kind="sft", content_hash=snap.content_hash, path=path, records=len(snap.records))
             cfg.setdefault("data", str(path))
@@ -241,12 +241,12 @@ class Services:
         return str(resolve_model(resolved))
 
     def training_state(self, run_id: str):
-        from .training.jobs import ingest
+        from .training.launcher import ingest
 
         return ingest(self.store, run_id, Path(self.settings.runs_dir).resolve())
 
     def cancel_training(self, run_id: str) -> bool:
-        from .training.jobs import cancel
+        from .training.launcher import cancel
 
         return cancel(Path(self.settings.runs_dir).resolve() / run_id)
 

@@ -10,12 +10,12 @@ from datetime import datetime
 import plotly.graph_objects as go
 import pytest
 
-from cai_core.agreement import agreement, cohen_kappa, label_counts_over_time
-from cai_core.audit import load_verdicts, record_audit
-from cai_core.audit_queue import audit_queue, standing_audits
+from cai_core.labels.agreement import agreement, cohen_kappa, label_counts_over_time
+from cai_core.labels.audits import load_verdicts, record_audit
+from cai_core.labels.queue import audit_queue, standing_audits
 from cai_core.backends.scripted import ScriptedBackend
 from cai_core.constitutions import find_constitution
-from cai_core.plots import (
+from views.plots import (
     agreement_figure,
     calibration_figure,
     judge_agreement_figure,
@@ -476,7 +476,7 @@ def test_label_counts_bars_cover_their_bucket_even_alone(bucket):
     spans whole buckets around the data (plotly alone zooms one bucket to sub-ms ticks)."""
     from datetime import timedelta
 
-    from cai_core.plots import BUCKET_SECONDS
+    from views.plots import BUCKET_SECONDS
 
     sec = BUCKET_SECONDS[bucket]
     t0 = datetime(2026, 12, 2, 14)

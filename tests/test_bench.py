@@ -50,7 +50,7 @@ def test_synthetic_data_is_deterministic_and_shaped(store):
     assert {r["n"] for r in per} == {10}
     assert store.count("verdicts", "WHERE choice IS NULL") > 0  # unparsed verdicts exist
     assert store.scalar("SELECT count(DISTINCT judge) FROM verdicts") == 2
-    from cai_core.audit_queue import audit_queue
+    from cai_core.labels.queue import audit_queue
 
     items = audit_queue(store, strategy="disagreement", limit=5)
     assert len(items) == 5 and items[0].n_verdicts == 10
@@ -86,7 +86,7 @@ def test_bench_generation_end_to_end_on_a_tiny_model(tmp_path, tiny_folder, back
 
 
 def test_bench_attention_times_both_paths_and_names_the_engines_choice(tmp_path):
-    from cai_core.backends import cascade
+    from cai_core.backends.engine import cascade
 
     r = subprocess.run([CAI, "bench", "attention", "--batch", "4", "--widths", "8,20", "--reps", "2", "--json"],
                        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=600)

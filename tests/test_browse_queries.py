@@ -14,8 +14,8 @@ import pytest
 
 from conftest import ROOT
 
-from cai_core import browse
-from cai_core.audit import human_decisions, load_verdicts, record_audit, standing_audits
+from cai_core.labels import browse
+from cai_core.labels.audits import human_decisions, load_verdicts, record_audit, standing_audits
 from cai_core.stages.judge import aggregate
 
 sys.path.insert(0, str(ROOT))

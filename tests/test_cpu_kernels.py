@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from cai_core.backends import cpu_kernels
+from cai_core.backends.engine import cpu_kernels
 
 
 def _tiny(dtype):

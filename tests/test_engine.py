@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cai_core.backends import cascade, engine
+from cai_core.backends.engine import cascade, decoder as engine
 from cai_core.backends.base import GenerationParams, Request, chat
 from cai_core.backends.hf_local import HFLocalBackend, render_request
 

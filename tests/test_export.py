@@ -11,7 +11,7 @@ from cai_core.backends.scripted import ScriptedBackend
 from cai_core.constitutions import find_constitution
 from cai_core.prompt_sets import get_prompt_set, prompts_of
 from cai_core.runners.sl import SLConfig, run_sl, start_sl_run
-from cai_core.snapshots import sft_dataset, sft_records, write_records
+from cai_core.labels.snapshots import sft_dataset, sft_records, write_records
 from cai_core.store import Store
 
 RECORDS = [

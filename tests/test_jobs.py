@@ -12,7 +12,7 @@ from cai_core.backends.scripted import ScriptedBackend
 from cai_core.config import Settings
 from cai_core.runners.sl import SLConfig
 from cai_core.services import Services
-from cai_core.training.jobs import wait
+from cai_core.training.launcher import wait
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +101,9 @@ def test_ingest_mirrors_the_run_folder_when_steps_are_redone(tmp_path):
     """A crash can leave lines for steps past the last checkpoint; the resumed job redoes
     those steps and rewrites their lines. The store then shows the redone values, not the
     first ones it ingested, and a step logged twice counts once, its later line winning."""
-    from cai_core.runs import find_or_create_run
+    from cai_core.store.runs import find_or_create_run
     from cai_core.store import Store
-    from cai_core.training.jobs import ingest
+    from cai_core.training.launcher import ingest
 
     store = Store(tmp_path / "t.duckdb")
     run, _ = find_or_create_run(store, kind="train-sft", config={"x": 1}, model="m", seed=0)

@@ -295,7 +295,7 @@ def test_while_the_app_holds_the_db_cli_and_second_app_get_one_clear_line_and_db
 
 def test_8_threads_x_25_audit_actions_on_one_app_services_all_stored_and_replayable(tmp_path):
     from cai_core.app_services import AppServices
-    from cai_core.audit import effective_labels
+    from cai_core.labels.audits import effective_labels
     from cai_core.backends.scripted import ScriptedBackend
     from cai_core.config import Settings
     from cai_core.runners.judge import JudgeConfig
@@ -353,7 +353,7 @@ def test_8_threads_x_25_audit_actions_on_one_app_services_all_stored_and_replaya
         for ids in issued.values():  # each thread's actions are in the log in the order it issued them
             assert ids == sorted(ids)
 
-        # Replay the log in id order (independently of cai_core.audit): per (comparison, author)
+        # Replay the log in id order (independently of cai_core.labels.audits): per (comparison, author)
         # a stack where undo pops; the latest standing decision of anyone wins; accept = AI's vote.
         stacks: dict[tuple[str, str], list[dict]] = {}
         for r in rows:

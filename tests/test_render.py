@@ -1,4 +1,4 @@
-"""cai_core.render: nothing from a model or a prompt file may ever execute as HTML/JS.
+"""views.render: nothing from a model or a prompt file may ever execute as HTML/JS.
 
 Every helper is run over a corpus of hostile inputs and its output is parsed with the
 standard library's HTML parser, which checks three things at once: only the tags and
@@ -16,8 +16,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from cai_core import word_diff
-from cai_core.render import (
+from views import word_diff
+from views.render import (
     diff_stats,
     escape,
     markdown_safe,

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from cai_core.audit import effective_labels, human_decisions, record_audit
+from cai_core.labels.audits import effective_labels, human_decisions, record_audit
 from cai_core.backends.base import Completion
 from cai_core.backends.scripted import ScriptedBackend
 from cai_core.constitutions import find_constitution
 from cai_core.prompt_sets import get_prompt_set
 from cai_core.runners.judge import JudgeConfig, run_judge, start_judge_run
 from cai_core.runners.pairs import PairsConfig, pairs_from_sl, run_pairs, start_pairs_run
-from cai_core.snapshots import preference_records
+from cai_core.labels.snapshots import preference_records
 
 
 def make_pairs(store, n_prompts=6, n=2):

@@ -162,7 +162,7 @@ def test_kinds_and_default_config_are_jsonable():
 
 
 def test_config_file_then_flags(tmp_path):
-    from cai_core.training.jobconfig import parse_config
+    from cai_core.training.config import parse_config
     from cai_core.training.rl import RLJobConfig
     from cai_core.training.sft import SFTJobConfig
 
@@ -186,7 +186,7 @@ def test_help_lists_every_field(module):
     import dataclasses
     import importlib
 
-    from cai_core.training.jobconfig import build_parser
+    from cai_core.training.config import build_parser
 
     mod = importlib.import_module(module)
     text = build_parser(mod.CONFIG_CLASS).format_help()

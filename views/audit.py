@@ -8,8 +8,8 @@ import html
 
 import gradio as gr
 
-from cai_core.plots import agreement_figure, calibration_figure, judge_agreement_figure, label_counts_figure
-from cai_core.render import side_by_side_html, text_block_html, verdict_badge_html
+from .plots import agreement_figure, calibration_figure, judge_agreement_figure, label_counts_figure
+from .render import side_by_side_html, text_block_html, verdict_badge_html
 
 from .common import fail
 

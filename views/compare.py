@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from cai_core.plots import response_rates_figure, win_rate_figure
-from cai_core.render import side_by_side_html
+from .plots import response_rates_figure, win_rate_figure
+from .render import side_by_side_html
 
 from .common import fail, job_panel_html
 

@@ -6,7 +6,7 @@ import html
 
 import gradio as gr
 
-from cai_core.render import text_block_html, word_diff_html
+from .render import text_block_html, word_diff_html
 
 from .common import fail, short, table
 

@@ -6,7 +6,7 @@ import html
 
 import gradio as gr
 
-from cai_core.render import side_by_side_html, text_block_html, verdict_badge_html
+from .render import side_by_side_html, text_block_html, verdict_badge_html
 
 from .common import fail, fmt_p, job_panel_html, short
 

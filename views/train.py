@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from cai_core.plots import training_curves_figure
+from .plots import training_curves_figure
 
 from .common import fail, job_panel_html, table
 

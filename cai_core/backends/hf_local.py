@@ -23,8 +23,8 @@ from typing import Sequence
 import torch
 
 from ..models import EMBEDDED, resolve_model
-from . import cpu_kernels
-from .cpu_kernels import cpu_has_bf16
+from .engine import cpu_kernels
+from .engine.cpu_kernels import cpu_has_bf16
 from .base import Completion, GenerationParams, Request
 
 __all__ = ["HFLocalBackend", "default_device", "default_threads", "cut_at_stop", "render_request", "cpu_has_bf16",
@@ -182,7 +182,7 @@ class HFLocalBackend:
         self.work = None
         """Token positions the engine computed so far (:class:`.engine.Work`), or None without it."""
         if self.engine:
-            from . import engine as _engine
+            from .engine import decoder as _engine
 
             _engine.enable(self.gen_model)
             self.work = _engine.Work()
@@ -247,7 +247,7 @@ class HFLocalBackend:
         return completion_from_tokens(self.tokenizer, self._eos_ids, new, n_prompt, params)
 
     def _engine_generate(self, seqs: list[list[int]], params: GenerationParams) -> list[Completion]:
-        from . import engine
+        from .engine import decoder as engine
 
         ep = engine.EngineParams(max_new_tokens=params.max_new_tokens, temperature=params.temperature,
                                  top_p=params.top_p, repetition_penalty=params.repetition_penalty, seed=params.seed)

@@ -10,7 +10,7 @@ from ..backends.base import Backend, GenerationParams, Request, chat
 from ..ids import stable_id
 from ..prompt_sets import prompts_of
 from ..quality import output_flags
-from ..runs import find_or_create_run, set_status
+from ..store.runs import find_or_create_run, set_status
 from ..stages.compare import EvalReport, build_report, classify_response, pair_schedule
 from ..stages.pairs import comparison_id
 from ..store import Store
@@ -98,7 +98,7 @@ def run_compare(
     jrun, _ = start_judge_run(store, [judge_backend], constitution, jcfg)
     run_judge(store, [judge_backend], constitution, jrun, jcfg, progress=progress)
 
-    from ..audit import effective_labels
+    from ..labels.audits import effective_labels
 
     labels = effective_labels(store, comparison_ids=[c.id for c in comparisons], judge_run_id=jrun.id)
     outcomes = []

@@ -9,7 +9,7 @@ from typing import Callable, Literal, Sequence
 
 from ..backends.base import Backend, GenerationParams
 from ..ids import stable_id
-from ..runs import find_or_create_run, set_status
+from ..store.runs import find_or_create_run, set_status
 from ..stages.judge import BACKEND_ERROR_PREFIX, draw_principles, judge
 from ..store import Store
 from ..types import Comparison, Constitution, Run, as_row

@@ -9,7 +9,7 @@ from typing import Callable
 from ..backends.base import Backend, GenerationParams
 from ..ids import stable_id
 from ..prompt_sets import prompts_of
-from ..runs import find_or_create_run, get_run, set_status
+from ..store.runs import find_or_create_run, get_run, set_status
 from ..stages.pairs import pair_samples, sample_answers, sl_pair
 from ..store import Store
 from ..types import PromptSet, Run, as_row

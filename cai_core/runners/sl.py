@@ -14,7 +14,7 @@ from ..backends.base import Backend, Completion, GenerationParams
 from ..constitutions import draw_principle
 from ..ids import stable_id
 from ..prompt_sets import prompts_of
-from ..runs import find_or_create_run, set_status
+from ..store.runs import find_or_create_run, set_status
 from ..stages.generate import first_answers, generation_id
 from ..stages.revise import Turn, critique_id, critique_step, revision_id, revision_step
 from ..store import Store

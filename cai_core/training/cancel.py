@@ -9,7 +9,7 @@ import signal
 import threading
 from typing import Any
 
-from . import common  # noqa: F401  (its offline env block must run before make_callback imports transformers)
+from . import env  # noqa: F401  (first: the offline environment, before transformers loads)
 from .runfiles import RunFiles, normalize_metrics
 
 __all__ = ["TrainingCancelled", "cancel_requested", "install_sigterm_handler", "make_callback"]

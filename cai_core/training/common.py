@@ -5,20 +5,15 @@ checkpoint, train, save final/, write result.json (the run folder is described i
 and stop cleanly on SIGTERM (cancel.py). The base config and its CLI live in jobconfig.py.
 
 This module is importable without torch: heavy imports happen inside functions, so the app can
-read config dataclasses and defaults cheaply. Every training module (sft, reward, rl, jobconfig,
-runfiles, cancel) imports this one, so the offline env block below runs before transformers loads.
+read config dataclasses and defaults cheaply. The offline environment comes from env.py, which
+every training module imports first.
 """
 from __future__ import annotations
 
-import os
-
-# Models are local folders; a training job must never reach a hub. Set before transformers /
-# huggingface_hub are imported (they read these once); a caller's explicit setting wins.
-for _k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
-    os.environ.setdefault(_k, "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from . import env  # noqa: F401  (first: the offline environment, before transformers loads)
 
 import dataclasses
+import os
 import json
 import re
 import signal
@@ -27,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .cancel import TrainingCancelled, cancel_requested, install_sigterm_handler, make_callback
+from .env import is_main_process, world_size
+from .runfiles import RunFiles
+
 if TYPE_CHECKING:
-    from .jobconfig import JobConfig
-    from .runfiles import RunFiles
+    from .config import JobConfig
 
 __all__ = [
     "Job",
@@ -125,15 +123,6 @@ def checkpoint_step(path: Path | None) -> int:
     return int(_CKPT.match(path.name).group(1)) if path is not None else 0
 
 
-def is_main_process() -> bool:
-    """RANK 0 (or no launcher). Known before any process group exists."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 # ---------------------------------------------------------------- the job loop
 
 
@@ -153,10 +142,6 @@ class Job:
 
 def run_job(cfg: JobConfig, kind: str, build: Callable[[JobConfig, Path | None], Job]) -> int:
     """The shared lifecycle: no-op if finished, resume, train, final/, result.json, SIGTERM, errors."""
-    # Imported here, not at the top: runfiles and cancel import this module (for its env block).
-    from .cancel import install_sigterm_handler
-    from .runfiles import RunFiles
-
     run = RunFiles(cfg.output_dir, kind, cfg.max_steps, main=is_main_process())
     previous = run.read_json(run.result_path)
     if previous and previous.get("status") == "finished":
@@ -172,8 +157,6 @@ def run_job(cfg: JobConfig, kind: str, build: Callable[[JobConfig, Path | None],
 
 
 def _run(cfg: JobConfig, kind: str, build: Callable[[JobConfig, Path | None], Job], run: RunFiles) -> int:
-    from .cancel import TrainingCancelled, cancel_requested, make_callback  # see run_job
-
     config = dataclasses.asdict(cfg)
     ckpt = latest_checkpoint(run.dir)
     step = checkpoint_step(ckpt)

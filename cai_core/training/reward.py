@@ -15,11 +15,13 @@ which is the hard loss when p = 1. Rows without `p_chosen` count as p = 1.
 """
 from __future__ import annotations
 
+from . import env  # noqa: F401  (first: the offline environment, before transformers loads)
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .common import Job, read_jsonl, resolve_model_path, run_job, trainer_arguments
-from .jobconfig import JobConfig, parse_config
+from .config import JobConfig, parse_config
 
 __all__ = ["RewardJobConfig", "soft_preference_loss", "main"]
 

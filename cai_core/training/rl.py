@@ -32,6 +32,8 @@ PPO quirks in TRL 1.12 that this file works around (see the source of `PPOTraine
 """
 from __future__ import annotations
 
+from . import env  # noqa: F401  (first: the offline environment, before transformers loads)
+
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +48,7 @@ from .common import (
     trainer_arguments,
     world_size,
 )
-from .jobconfig import JobConfig, parse_config
+from .config import JobConfig, parse_config
 
 __all__ = ["RLJobConfig", "main"]
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from .common import world_size
+from .env import world_size
 
 __all__ = ["RunFiles", "normalize_metrics"]
 

@@ -18,11 +18,13 @@ the CAI snapshot has one answer per row.
 """
 from __future__ import annotations
 
+from . import env  # noqa: F401  (first: the offline environment, before transformers loads)
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .common import Job, read_jsonl, resolve_model_path, run_job, trainer_arguments
-from .jobconfig import JobConfig, parse_config
+from .config import JobConfig, parse_config
 
 __all__ = ["SFTJobConfig", "to_prompt_completion", "main"]
 

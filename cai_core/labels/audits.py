@@ -8,9 +8,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
-from .cache import audit_version, cached_audits, per_store
-from .store import Store
-from .types import Audit, Verdict
+from ..store.cache import audit_version, cached_audits, per_store
+from ..store import Store
+from ..types import Audit, Verdict
 
 __all__ = [
     "ACTIONS",
@@ -165,7 +165,7 @@ class EffectiveLabel:
 
 def effective_labels(store: Store, *, comparison_ids: Iterable[str] | None = None,
                      judge_run_id: str | None = None) -> dict[str, EffectiveLabel]:
-    from .stages.judge import aggregate
+    from ..stages.judge import aggregate
 
     ids = None if comparison_ids is None else list(comparison_ids)
     ai = aggregate(load_verdicts(store, comparison_ids=ids, run_id=judge_run_id))

@@ -37,12 +37,12 @@ import math
 import random
 from typing import Iterable, Literal, Mapping, Sequence
 
-from ..backends.base import Backend, Completion, GenerationParams, Request, chat
-from ..ids import stable_id
-from ..prompts import render
-from ..types import Comparison, Constitution, Principle, Verdict
-from .judge_aggregate import Label, aggregate, position_bias
-from .judge_parse import Letter, defang, parse_cot_verdict
+from ...backends.base import Backend, Completion, GenerationParams, Request, chat
+from ...ids import stable_id
+from ...prompts import render
+from ...types import Comparison, Constitution, Principle, Verdict
+from ...labels.rule import Label, aggregate, position_bias
+from .cot_parse import Letter, defang, parse_cot_verdict
 
 __all__ = [
     "LOGPROB_CONTINUATION",

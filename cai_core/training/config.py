@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from . import common  # noqa: F401  (its offline env block runs first, as in every training module)
+from . import env  # noqa: F401  (first: the offline environment, before transformers loads)
 
 __all__ = ["JobConfig", "build_parser", "parse_config"]
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .store import Store
+from ..store import Store
 
 __all__ = [
     "SFTSnapshot", "sft_records", "write_records", "sft_dataset",
@@ -107,7 +107,7 @@ def preference_records(store: Store, *, judge_run_id: str | None = None, source:
                        min_confidence: float = 0.0) -> PreferenceSnapshot:
     """Effective labels -> preference pairs. A human decision wins over the AI's; for AI labels
     the mean P(answer_a better) decides and becomes the soft label p_chosen."""
-    from .audit import effective_labels
+    from .audits import effective_labels
 
     where, params = ("WHERE c.source = ?", [source]) if source else ("", [])
     rows = store.query(

@@ -23,12 +23,12 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Literal
 
-from .audit import HumanDecision, human_decisions
-from .audit_queue import standing_audits
-from .cache import cached, data_version
-from .stages.judge import Label, aggregate
-from .store import Store
-from .types import Verdict
+from .audits import HumanDecision, human_decisions
+from .queue import standing_audits
+from ..store.cache import cached, data_version
+from ..stages.judge import Label, aggregate
+from ..store import Store
+from ..types import Verdict
 
 __all__ = [
     "LABELS",

@@ -193,7 +193,7 @@ def bench_modules():
     without one (bench/ lives beside cai_core/ and is not packaged)."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if not (root / "bench" / "__init__.py").is_file():
         return None
     if str(root) not in sys.path:

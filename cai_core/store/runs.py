@@ -7,9 +7,9 @@ import json
 import time
 from typing import Any
 
-from .ids import stable_id
-from .store import Store
-from .types import Run
+from ..ids import stable_id
+from . import Store
+from ..types import Run
 
 __all__ = ["config_hash", "find_or_create_run", "set_status", "get_run", "list_runs"]
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .backends.base import Backend
-from .constitutions import parse_constitution
-from .store import Store
-from .types import Comparison, Constitution
+from ..backends.base import Backend
+from ..constitutions import parse_constitution
+from ..store import Store
+from ..types import Comparison, Constitution
 
 __all__ = ["record_version", "save_version", "versions_of", "version_source", "diff_versions", "WhatIfRow", "what_if"]
 
@@ -79,8 +79,8 @@ def what_if(store: Store, judge_backend: Backend, draft: Constitution, *, saved:
             principle_ids: Sequence[str] | None = None, sample: int = 8, mode: str = "logprob") -> list[WhatIfRow]:
     """Re-judge up to ``sample`` stored comparisons per changed principle with the draft's
     wording (both orders, nothing written) and report which labels would flip."""
-    from .stages.judge import aggregate, judge
-    from .audit import load_verdicts
+    from ..stages.judge import aggregate, judge
+    from .audits import load_verdicts
 
     ids = list(principle_ids) if principle_ids else _changed_principles(saved, draft)
     rows: list[WhatIfRow] = []

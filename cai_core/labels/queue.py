@@ -11,7 +11,7 @@ Three strategies, because they answer different questions:
   that disagree, then the lowest confidence.
 
 The queue's AI fields (vote, p_a, confidence, flips, ...) are always the comparison's *full*
-AI label, the same one :func:`cai_core.audit.effective_labels` computes and an ``accept``
+AI label, the same one :func:`cai_core.labels.audits.effective_labels` computes and an ``accept``
 confirms; the ``principle`` / ``judge`` filters only choose which comparisons are listed.
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from .audit import human_decisions, standing_audits
-from .cache import cached, data_version
-from .store import Store
+from .audits import human_decisions, standing_audits
+from ..store.cache import cached, data_version
+from ..store import Store
 
 __all__ = [
     "Summary",
@@ -135,7 +135,7 @@ stats AS (
 # -- the per-comparison summary, cached per store and data version ----------------------------
 # Aggregating a million verdicts takes DuckDB ~0.5 s on 2 cores; the app asks for the queue
 # after every audit click. The AI side (_STATS, the orders below) is computed once per data
-# version (see cai_core.cache) and reused; the human side (the audit log) per audit version.
+# version (see cai_core.store.cache) and reused; the human side (the audit log) per audit version.
 
 
 _DISAGREEMENT_ORDER = ("(n_unparsed > 0) DESC, (flips > 0) DESC, judges_disagree DESC, "

@@ -9,12 +9,12 @@ import json
 import sys
 from dataclasses import replace
 
-from .cli_parser import bench_modules, build_parser
+from .parser import bench_modules, build_parser
 
 __all__ = ["main", "build_parser"]
 
 def _settings(args):
-    from .config import load_settings
+    from ..config import load_settings
 
     keys = ("db", "model", "backend", "base_url", "api_key_env", "device", "batch_size", "timeout", "max_retries")
     return load_settings(getattr(args, "settings", None), **{k: getattr(args, k, None) for k in keys})
@@ -46,10 +46,10 @@ def _err(msg: str) -> int:
 
 
 def run(args) -> int:
-    from .services import Services
+    from ..services import Services
 
     if args.command == "constitutions" and args.action == "validate":
-        from .constitutions import ConstitutionError, load_constitution
+        from ..constitutions import ConstitutionError, load_constitution
 
         for f in args.files:
             try:
@@ -60,7 +60,7 @@ def run(args) -> int:
             print(f"{f}: ok ({len(c.principles)} principles, {len(c.examples)} examples, version {c.version})")
         return 0
     if args.command == "model":
-        from .models import embedded_model_dir
+        from ..models import embedded_model_dir
 
         print(embedded_model_dir())
         return 0
@@ -91,7 +91,7 @@ def _dispatch(args, services) -> int:
             for r in services.prompt_sets():
                 print(f"{r['name']}\t{r['prompts']}\t{r['source']}")
         elif args.action == "show":
-            from .prompt_sets import get_prompt_set, prompts_of
+            from ..prompt_sets import get_prompt_set, prompts_of
 
             ps = get_prompt_set(services.store, args.name)
             for p in prompts_of(services.store, ps.id, limit=args.limit):
@@ -112,7 +112,7 @@ def _dispatch(args, services) -> int:
                 print(f"[{p.id}]\n  critique:   {p.critique}\n  revision:   {p.revision}\n  preference: {p.preference}")
         return 0
     if cmd == "sl":
-        from .runners.sl import SLConfig
+        from ..runners.sl import SLConfig
 
         cfg = SLConfig(rounds=args.rounds, cot=args.cot, few_shot=args.few_shot, limit=args.limit, seed=args.seed, chunk=args.chunk)
         for k in ("answer", "critique", "revision"):
@@ -146,9 +146,9 @@ def _dispatch(args, services) -> int:
     if cmd == "train":
         return _train(args, services)
     if cmd == "compare":
-        from .backends.base import GenerationParams
-        from .runners.compare import CompareConfig
-        from .runners.judge import JudgeConfig
+        from ..backends.base import GenerationParams
+        from ..runners.compare import CompareConfig
+        from ..runners.judge import JudgeConfig
 
         cfg = CompareConfig(limit=args.limit, offset=args.offset, seed=args.seed,
                             params=GenerationParams(max_new_tokens=args.max_new_tokens, repetition_penalty=1.1),
@@ -208,8 +208,8 @@ def _pairs(args, services) -> int:
         return 0
     if not args.prompts:
         raise ValueError("give --prompts SET (or --from-sl RUN)")
-    from .backends.base import GenerationParams
-    from .runners.pairs import PairsConfig
+    from ..backends.base import GenerationParams
+    from ..runners.pairs import PairsConfig
 
     cfg = PairsConfig(n=args.n, limit=args.limit, seed=args.seed, params=GenerationParams(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=0.95, repetition_penalty=1.1))
@@ -226,7 +226,7 @@ def _pairs(args, services) -> int:
 
 
 def _judge(args, services) -> int:
-    from .runners.judge import JudgeConfig
+    from ..runners.judge import JudgeConfig
 
     try:
         lo, hi = (float(x) for x in args.clamp.split(","))
@@ -240,7 +240,7 @@ def _judge(args, services) -> int:
     try:
         res = services.judge(constitution=args.constitution, config=cfg, judges=judges, new_run=args.new_run, progress=update)
     except Exception as e:
-        from .backends.base import LogprobsUnsupported
+        from ..backends.base import LogprobsUnsupported
 
         if isinstance(e, LogprobsUnsupported):
             raise ValueError(f"{e}; use --mode cot with this judge") from None
@@ -276,7 +276,7 @@ def _train(args, services) -> int:
     if args.detach and proc is not None:
         print(run.id)
         return 0
-    from .training.jobs import wait
+    from ..training.launcher import wait
 
     update, close = _progress_bar()
     try:
@@ -298,10 +298,10 @@ def _train(args, services) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .constitutions import ConstitutionError
-    from .models import ModelNotFound
-    from .prompt_sets import PromptFileError
-    from .store import StoreLocked
+    from ..constitutions import ConstitutionError
+    from ..models import ModelNotFound
+    from ..prompt_sets import PromptFileError
+    from ..store import StoreLocked
 
     args = build_parser().parse_args(argv)
     try:

@@ -169,12 +169,12 @@ def calibration_figure(report: Any) -> go.Figure:
 
 
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
-"""Length of each time bucket :func:`cai_core.agreement.label_counts_over_time` groups by."""
+"""Length of each time bucket :func:`cai_core.labels.agreement.label_counts_over_time` groups by."""
 
 
 def label_counts_figure(rows: Sequence[Mapping[str, Any]] | None, bucket: str = "hour") -> go.Figure:
     """Stacked bars of labels per time bucket, AI verdicts on top and human audits below
-    (shared time axis), from :func:`cai_core.agreement.label_counts_over_time` rows grouped
+    (shared time axis), from :func:`cai_core.labels.agreement.label_counts_over_time` rows grouped
     by ``bucket``. One trace per (source, label). Each bar covers its bucket (less a gap) and
     the axis spans at least three buckets: plotly would size a lone bar from its own trace
     (a millisecond: invisible) and zoom a single bucket down to sub-millisecond ticks."""

@@ -9,10 +9,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .audit import human_decisions
-from .audit_queue import STAT_COLUMNS, Summary, comparison_texts, summary
-from .cache import cached, data_version
-from .store import Store
+from .audits import human_decisions
+from .queue import STAT_COLUMNS, Summary, comparison_texts, summary
+from ..store.cache import cached, data_version
+from ..store import Store
 
 __all__ = [
     "runs_table",
@@ -188,7 +188,7 @@ def comparisons_page(store: Store, *, filter: str = "all", principle: str | None
     unparsed verdicts, audited / not audited.
 
     The AI side (labels, the listing order, the filtered listings) comes from the
-    per-data-version summary of :mod:`cai_core.audit_queue`, the human side from the replay
+    per-data-version summary of :mod:`cai_core.labels.queue`, the human side from the replay
     cached per audit version, so a page costs two fingerprint reads, a slice (or a walk past
     the audited ids) and one query for the page's texts, not an aggregation of every verdict."""
     if filter not in COMPARISON_FILTERS:
@@ -218,7 +218,7 @@ def comparisons_page(store: Store, *, filter: str = "all", principle: str | None
     for cid in page:
         r, lab, h = texts[cid], data.get(cid), humans.get(cid)
         vote = lab[vote_i] if lab else None
-        if h and h.action != "accept":  # the effective label, as cai_core.audit.effective_labels
+        if h and h.action != "accept":  # the effective label, as cai_core.labels.audits.effective_labels
             label, label_source = h.action, "human"
         elif h:
             label, label_source = vote, "human"
@@ -235,7 +235,7 @@ def comparisons_page(store: Store, *, filter: str = "all", principle: str | None
 
 
 def comparison_detail(store: Store, comparison_id: str) -> dict[str, Any]:
-    from .audit import effective_labels
+    from .audits import effective_labels
 
     c = store.query("SELECT c.*, p.text AS prompt FROM comparisons c JOIN prompts p ON p.id = c.prompt_id WHERE c.id = ?",
                     [comparison_id])

@@ -20,19 +20,13 @@ from pathlib import Path
 from typing import Callable
 
 from ..ids import stable_id
-from ..runs import find_or_create_run, get_run, set_status
+from ..store.runs import find_or_create_run, get_run, set_status
 from ..store import Store
 from ..types import Run
+from . import KINDS
 
 __all__ = ["JobState", "launch", "ingest", "cancel", "wait", "read_json", "job_state"]
 
-TRAIN_MODULES = {
-    "sft": "cai_core.training.sft",
-    "reward": "cai_core.training.reward",
-    "ppo": "cai_core.training.rl",
-    "rloo": "cai_core.training.rl",
-    "grpo": "cai_core.training.rl",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +70,8 @@ def launch(store: Store, *, kind: str, config: dict, runs_dir: str | Path, base_
            snapshot_hash: str | None, new_run: bool = False, num_processes: int = 1) -> tuple[Run, subprocess.Popen | None]:
     """Start (or resume) the training run these settings define. Returns the run and the
     process (None when the run had already finished: it is only ingested)."""
-    if kind not in TRAIN_MODULES:
-        raise ValueError(f"unknown training kind {kind!r}; one of {', '.join(TRAIN_MODULES)}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown training kind {kind!r}; one of {', '.join(KINDS)}")
     ident = {k: v for k, v in config.items() if k != "output_dir"}
     run, _ = find_or_create_run(store, kind=f"train-{kind}", config={"snapshot": snapshot_hash, **ident},
                                 model=base_model, seed=int(config.get("seed", 0)), new=new_run)
@@ -89,7 +83,7 @@ def launch(store: Store, *, kind: str, config: dict, runs_dir: str | Path, base_
     if result and result.get("status") == "finished":
         ingest(store, run.id, runs_dir)
         return run, None
-    module = TRAIN_MODULES[kind]
+    module = KINDS[kind]
     if num_processes > 1:
         accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
         # --multi_gpu is accelerate's data-parallel launcher (torchrun); without a GPU its
