@@ -60,7 +60,7 @@ def _clicker(store) -> Callable[[], None]:
 
 
 def _queries(store, services) -> dict[str, Callable[[], object]]:
-    from cai_core.labels import browse
+    from cai_core.labels import listing as browse
     from cai_core.labels.agreement import agreement, label_counts_over_time
     from cai_core.labels.queue import audit_queue
 
@@ -73,7 +73,7 @@ def _queries(store, services) -> dict[str, Callable[[], object]]:
             store, strategy=s, author="ana", limit=1, principle=PRINCIPLES[3])
     q["audit_queue[disagreement,limit=20,no author]"] = lambda: audit_queue(store, strategy="disagreement", limit=20)
     q["agreement"] = lambda: agreement(store)
-    q["agreement[judge run]"] = lambda: agreement(store, judge_run_id="synth-judge-lp")
+    q["agreement[judge run]"] = lambda: agreement(store, runs=["synth-judge"])
     q["label_counts_over_time[hour]"] = lambda: label_counts_over_time(store, "hour")
     for f in browse.COMPARISON_FILTERS:
         q[f"comparisons_page[{f}]"] = lambda f=f: browse.comparisons_page(store, filter=f, limit=500)

@@ -8,8 +8,8 @@ the row number and a salt, so the same sizes always give the same database.
 Shape (per comparison, ``verdicts / comparisons`` verdicts, 10 by default):
 
 * principles drawn from the shipped ``harmless`` constitution (16 ids), both A/B orders;
-* judge 1 (log-prob mode, run ``synth-judge-lp``) gives most verdicts; on every 10th
-  comparison a second judge (CoT mode, run ``synth-judge-cot``) gives the last few, so
+* one judge run (``synth-judge``, an ensemble of two judges): judge 1 (log-prob mode) gives
+  most verdicts; on every 10th comparison a second judge (CoT mode) gives the last few, so
   "judges disagree" happens;
 * each comparison has a hidden preference; verdicts follow it with noise and a small
   position bias (so flips happen), about 2 % of verdicts are unparsed (``choice`` NULL);
@@ -71,8 +71,7 @@ def generate(store: Store, sizes: SynthSizes = SynthSizes(), *, log=None) -> dic
                   [PROMPT_SET])
     store.execute("INSERT OR IGNORE INTO constitutions (version, name, title, source) "
                   "VALUES ('synthv1', 'harmless', 'synthetic', '')")
-    for rid, kind, model in (("synth-pairs", "pairs", JUDGES[0]), ("synth-judge-lp", "judge", JUDGES[0]),
-                             ("synth-judge-cot", "judge", JUDGES[1])):
+    for rid, kind, model in (("synth-pairs", "pairs", JUDGES[0]), ("synth-judge", "judge", ",".join(JUDGES))):
         store.execute("INSERT OR IGNORE INTO runs (id, kind, config_hash, config, model, seed, status) "
                       "VALUES (?, ?, ?, '{}', ?, 0, 'finished')", [rid, kind, rid, model])
     step("prompts", f"""
@@ -116,7 +115,7 @@ def generate(store: Store, sizes: SynthSizes = SynthSizes(), *, log=None) -> dic
             SELECT *, CASE WHEN ab_order = 'AB' THEN p_shown_a ELSE 1 - p_shown_a END AS p_first FROM s
         )
         SELECT 'v' || lpad(i::VARCHAR, 9, '0'),
-               CASE WHEN second THEN 'synth-judge-cot' ELSE 'synth-judge-lp' END,
+               'synth-judge',
                'c' || lpad(c::VARCHAR, 8, '0'), principle, 'synthv1',
                CASE WHEN second THEN '{JUDGES[1]}' ELSE '{JUDGES[0]}' END,
                CASE WHEN second THEN 'cot' ELSE 'logprob' END,

@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .store import prompts as SP
+from .types import SPLITS, Prompt, PromptSet, Split
+
 __all__ = [
     "PromptFileError",
     "PromptRow",
@@ -23,6 +26,11 @@ __all__ = [
     "get_prompt_set",
     "list_prompt_sets",
     "prompts_of",
+    "DEFAULT_HELD_OUT",
+    "text_key",
+    "split_of",
+    "ensure_split",
+    "resplit",
 ]
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "prompt_sets"
@@ -202,60 +210,101 @@ def read_prompt_file(path: str | Path, *, column: str | None = None) -> list[Pro
 # -- prompt sets in the store ------------------------------------------------------------
 def import_prompt_set(store, path: str | Path, *, name: str | None = None, column: str | None = None) -> tuple["PromptSet", int, int]:
     """Import a file into the set ``name`` (default: the file's stem), creating it if new.
-    Returns (set, prompts added, prompts already present)."""
-    from .types import PromptSet
-
+    Returns (set, prompts added, prompts already present). New prompts get their split from
+    the set's recorded split rule (see :func:`ensure_split`)."""
     path = Path(path)
     rows = read_prompt_file(path, column=column)
     name = name or path.stem
-    existing = store.query("SELECT id, name, source FROM prompt_sets WHERE name = ?", [name])
-    if existing:
-        ps = PromptSet(**existing[0])
-    else:
+    ps = SP.prompt_set_by_name(store, name)
+    if ps is None:
         ps = PromptSet(id=hashlib.sha256(name.encode()).hexdigest()[:12], name=name, source=str(path) + (f"#{column}" if column else ""))
-        store.insert("prompt_sets", [{"id": ps.id, "name": ps.name, "source": ps.source}])
-    start = int(store.scalar("SELECT coalesce(max(position) + 1, 0) FROM prompts WHERE set_id = ?", [ps.id]))
-    before = store.count("prompts", "WHERE set_id = ?", [ps.id])
-    seen = {r["id"] for r in store.query("SELECT id FROM prompts WHERE set_id = ?", [ps.id])}
-    new_rows = []
+        SP.add_prompt_set(store, ps)
+    start = SP.next_position(store, ps.id)
+    before = SP.count_prompts(store, ps.id)
+    seen = SP.prompt_ids(store, ps.id)
+    new: list[Prompt] = []
     for r in rows:
         pid = prompt_id(ps.id, r.text)
         if pid not in seen:  # only new prompts take positions, so positions stay contiguous
             seen.add(pid)
-            new_rows.append({"id": pid, "set_id": ps.id, "position": start + len(new_rows), "text": r.text, "category": r.category})
-    store.insert("prompts", new_rows)
-    added = store.count("prompts", "WHERE set_id = ?", [ps.id]) - before
+            new.append(Prompt(id=pid, set_id=ps.id, position=start + len(new), text=r.text, category=r.category))
+    SP.add_prompts(store, new)
+    ensure_split(store, ps)
+    added = SP.count_prompts(store, ps.id) - before
     return ps, added, len(rows) - added
 
 
-def get_prompt_set(store, name: str, *, auto_import_shipped: bool = True):
+def get_prompt_set(store, name: str, *, auto_import_shipped: bool = True) -> PromptSet:
     """A prompt set by name; a shipped set (e.g. ``red-team``) is imported on first use."""
-    from .types import PromptSet
-
-    rows = store.query("SELECT id, name, source FROM prompt_sets WHERE name = ?", [name])
-    if rows:
-        return PromptSet(**rows[0])
+    ps = SP.prompt_set_by_name(store, name)
+    if ps is not None:
+        return ps
     shipped = shipped_prompt_sets()
     if auto_import_shipped and name in shipped:
         return import_prompt_set(store, shipped[name], name=name)[0]
-    known = sorted({r["name"] for r in store.query("SELECT name FROM prompt_sets")} | set(shipped))
+    known = sorted(set(SP.prompt_set_names(store)) | set(shipped))
     raise KeyError(f"no prompt set named {name!r}; known: {', '.join(known) or 'none'} (import one with `cai prompts import FILE`)")
 
 
 def list_prompt_sets(store) -> list[dict]:
-    return store.query(
-        "SELECT s.name, count(p.id) AS prompts, s.source, s.created_at FROM prompt_sets s "
-        "LEFT JOIN prompts p ON p.set_id = s.id GROUP BY ALL ORDER BY s.name"
-    )
+    return SP.list_prompt_sets(store)
 
 
-def prompts_of(store, set_id: str, *, limit: int | None = None, offset: int = 0):
-    """The set's prompts in order; ``offset`` skips the first ones (e.g. to hold out the
-    prompts a model was trained on)."""
-    from .types import Prompt
+def prompts_of(store, set_id: str, *, split: Split | None = None, limit: int | None = None,
+               offset: int = 0) -> list[Prompt]:
+    """The set's prompts in order, only ``split`` when given (``None`` = every prompt); then
+    ``offset`` skips the first ones and ``limit`` keeps the next K."""
+    if split is not None:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)} (or all)")
+        ensure_split(store, set_id)
+    return SP.prompts_of(store, set_id, split=split, limit=limit, offset=offset)
 
-    sql = "SELECT id, set_id, position, text, category FROM prompts WHERE set_id = ? ORDER BY position"
-    params: list = [set_id]
-    sql += " LIMIT ? OFFSET ?"
-    params += [int(limit) if limit is not None else 2**62, int(offset)]
-    return [Prompt(**r) for r in store.query(sql, params)]
+
+# -- splits: recorded, seeded, by the text -----------------------------------------------
+DEFAULT_HELD_OUT = 0.2
+"""Share of a set held out for evaluation unless the set was split otherwise."""
+DEFAULT_SPLIT_SEED = 0
+
+
+def text_key(text: str) -> str:
+    """A prompt's identity across sets: the hash of its normalised text. Lineage checks use it,
+    so a prompt imported twice (in two sets) is still recognised as trained on."""
+    return hashlib.sha256(f"text\n{normalise(text)}".encode()).hexdigest()[:16]
+
+
+def split_of(text: str, *, held_out: float, seed: int) -> Split:
+    """The split of one prompt: a seeded hash of its normalised text, so adding prompts to a set
+    never moves the others, and the same text lands in the same split in every set."""
+    h = int(hashlib.sha256(f"split\x1f{seed}\x1f{normalise(text)}".encode()).hexdigest()[:12], 16) / 16**12
+    return "held-out" if h < held_out else "train"
+
+
+def _set_id(ps: PromptSet | str) -> str:
+    return ps if isinstance(ps, str) else ps.id
+
+
+def ensure_split(store, ps: PromptSet | str) -> tuple[float, int]:
+    """Record the set's split (the default rule on first use) and give every prompt that has
+    none its split. Returns (held-out share, seed)."""
+    set_id = _set_id(ps)
+    spec = SP.split_spec(store, set_id)
+    if spec is None:
+        spec = (DEFAULT_HELD_OUT, DEFAULT_SPLIT_SEED)
+        SP.set_split_spec(store, set_id, *spec)
+    todo = SP.unsplit_prompts(store, set_id)
+    if todo:
+        SP.assign_splits(store, set_id, {p.id: split_of(p.text, held_out=spec[0], seed=spec[1]) for p in todo})
+    return spec
+
+
+def resplit(store, ps: PromptSet | str, *, held_out: float = DEFAULT_HELD_OUT, seed: int = DEFAULT_SPLIT_SEED) -> dict[str, int]:
+    """Split the set anew (another share or seed). Training lineage is unaffected: a snapshot
+    records the prompts it trained on, so evaluation still refuses prompts a model has seen."""
+    if not 0.0 < held_out < 1.0:
+        raise ValueError(f"the held-out share must be between 0 and 1 (exclusive), not {held_out}")
+    set_id = _set_id(ps)
+    SP.set_split_spec(store, set_id, held_out, seed)
+    prompts = SP.prompts_of(store, set_id)
+    SP.replace_splits(store, set_id, {p.id: split_of(p.text, held_out=held_out, seed=seed) for p in prompts})
+    return SP.split_counts(store, set_id)

@@ -1,27 +1,40 @@
-"""The facade that app.py, views/ and the CLI call. It owns the store and the loaded models
-(one load per model per process, reused across stages)."""
+"""The ONE facade that the CLI, the app (views/) and the tests call: ``Services(settings,
+jobs=None)``, built the same way everywhere (as Datasette builds one app object for its CLI,
+server and tests). It owns the store and the loaded models (one load per model per process);
+``jobs`` (a :class:`~cai_core.background.JobManager`) runs long work in the background for
+the app, and is made on first use when not given.
+
+Methods stay thin: the work lives in the stages, runners, labels and store modules.
+"""
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import constitutions as C
 from . import prompt_sets as P
 from .backends import Backend, make_backend
+from .background import JobManager
 from .config import Settings
-from .store.runs import list_runs
-from .runners.sl import Progress, SLConfig, SLResult, run_sl, start_sl_run
-from .labels.snapshots import SFTSnapshot, sft_records, write_records
+from .labels import agreement as agreement_mod
+from .labels import audits, listing, queue, snapshots
+from .labels import versions as V
+from .lineage import default_judge_runs, default_sl_runs
+from .runners.sl import Progress, SLConfig, SLResult, run_sl, sl_prompts_of, start_sl_run
 from .store import Store
-from .types import Constitution
+from .store import browse as browse_store
+from .store import sl as sl_store
+from .store import training as training_store
+from .store import verdicts as verdict_store
+from .store.runs import get_run, list_runs
+from .types import RL_KINDS, Checkpoint, Constitution, TrainKind
+from .service_jobs import JobsMixin
 
 if TYPE_CHECKING:
-    from .runners.judge import JudgeConfig, JudgeResult
     from .runners.compare import CompareConfig
+    from .runners.judge import JudgeConfig, JudgeResult
     from .runners.pairs import PairsConfig, PairsResult
 
 __all__ = ["Services", "STAT_KINDS"]
@@ -30,12 +43,15 @@ STAT_KINDS = (
     "prompt_sets", "prompts", "generations", "critiques", "revisions", "comparisons",
     "verdicts", "unparsed_verdicts", "audits", "runs", "checkpoints", "failures",
 )
+_MODEL_ALIASES = {"sft": ("sft",), "reward": ("reward",), "rl": RL_KINDS, **{k: (k,) for k in RL_KINDS}}
 
 
-class Services:
-    def __init__(self, settings: Settings, *, store: Store | None = None, backend: Backend | None = None) -> None:
+class Services(JobsMixin):
+    def __init__(self, settings: Settings, jobs: JobManager | None = None, *, store: Store | None = None,
+                 backend: Backend | None = None) -> None:
         self.settings = settings
         self._store = store
+        self._jobs = jobs
         self._backends: dict[tuple, Backend] = {}
         if backend is not None:
             self._backends[(settings.backend, settings.model)] = backend
@@ -48,6 +64,13 @@ class Services:
             if self._store is None:
                 self._store = Store(self.settings.db)
             return self._store
+
+    @property
+    def jobs(self) -> JobManager:
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = JobManager()
+            return self._jobs
 
     def backend(self, model: str | None = None, kind: str | None = None) -> Backend:
         s = self.settings
@@ -71,162 +94,130 @@ class Services:
             self._store = None
 
     # -- constitutions -------------------------------------------------------------------
+    @property
+    def user_constitution_dir(self) -> Path:
+        """Edited constitutions live beside the database and shadow the shipped ones."""
+        if self.settings.constitution_dirs:
+            return Path(self.settings.constitution_dirs[0])
+        db = Path(self.settings.db)
+        return (db.parent if self.settings.db != ":memory:" else Path.cwd()) / "constitutions.d"
+
+    def _constitution_dirs(self) -> list[Path]:
+        return [self.user_constitution_dir, *map(Path, self.settings.constitution_dirs)]
+
     def constitution(self, name: str) -> Constitution:
-        return C.find_constitution(name, [Path(d) for d in self.settings.constitution_dirs])
+        return C.find_constitution(name, self._constitution_dirs())
 
     def constitutions(self) -> dict[str, Path]:
-        return C.list_constitutions([Path(d) for d in self.settings.constitution_dirs])
+        return C.list_constitutions(self._constitution_dirs())
+
+    def constitution_source(self, name: str) -> str:
+        c = self.constitution(name)
+        V.record_version(self.store, c)
+        return c.source
+
+    def save_constitution(self, name: str, text: str) -> Constitution:
+        return V.save_version(self.store, name, text, self.user_constitution_dir)
+
+    def constitution_versions(self, name: str) -> list[dict]:
+        self.constitution_source(name)  # the current file is always a listed version
+        return V.versions_of(self.store, name)
+
+    def diff_versions(self, old_version: str, new_version: str) -> str:
+        return V.diff_versions(V.version_source(self.store, old_version), V.version_source(self.store, new_version))
 
     # -- prompts -------------------------------------------------------------------------
     def import_prompts(self, path: str | Path, *, name: str | None = None, column: str | None = None):
         return P.import_prompt_set(self.store, path, name=name, column=column)
 
+    def prompt_set(self, name: str):
+        """A prompt set by name (a shipped set is imported on first use)."""
+        return P.get_prompt_set(self.store, name)
+
     def prompt_sets(self) -> list[dict]:
         return P.list_prompt_sets(self.store)
 
+    def prompts(self, name: str, *, split: str | None = None, limit: int | None = None):
+        return P.prompts_of(self.store, self.prompt_set(name).id, split=split, limit=limit)  # type: ignore[arg-type]
+
+    def split_prompts(self, name: str, *, held_out: float = P.DEFAULT_HELD_OUT, seed: int = 0) -> dict[str, int]:
+        """Split a prompt set anew; returns the prompts per split."""
+        return P.resplit(self.store, self.prompt_set(name), held_out=held_out, seed=seed)
+
+    def prompts_page(self, set_name: str, *, search: str = "", limit: int = 100, offset: int = 0) -> list[dict]:
+        P.ensure_split(self.store, self.prompt_set(set_name))
+        return browse_store.prompts_page(self.store, set_name, search=search, limit=limit, offset=offset)
+
+    def add_prompt(self, set_name: str, text: str) -> int:
+        """Add one prompt by hand (into a new or existing set). Returns how many were added."""
+        import json
+        import tempfile
+
+        text = (text or "").strip()
+        if not text:
+            raise ValueError("the prompt is empty")
+        if not set_name or not set_name.strip():
+            raise ValueError("choose or name a prompt set")
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as f:
+            f.write(json.dumps({"prompt": text}) + "\n")
+        try:
+            _, added, _ = self.import_prompts(f.name, name=set_name.strip())
+        finally:
+            Path(f.name).unlink(missing_ok=True)
+        return added
+
     # -- SL phase ------------------------------------------------------------------------
-    def sl(
-        self, *, prompts: str, constitution: str, config: SLConfig, new_run: bool = False,
-        progress: Progress | None = None, should_stop=None, model: str | None = None,
-    ) -> SLResult:
+    def sl(self, *, prompts: str, constitution: str, config: SLConfig, new_run: bool = False,
+           progress: Progress | None = None, should_stop=None, model: str | None = None) -> SLResult:
         """Start or resume the SL run these settings define; a finished run is left as is."""
         cons = self.constitution(constitution)
-        pset = P.get_prompt_set(self.store, prompts)
+        pset = self.prompt_set(prompts)
         backend = self.backend(model)
         run, created = start_sl_run(self.store, backend, cons, pset, config, new_run=new_run)
         if run.status == "finished" and not created:
-            counts = {t: self.store.count(t, "WHERE run_id = ?", [run.id]) for t in ("generations", "critiques", "revisions")}
-            n = len(P.prompts_of(self.store, pset.id, limit=config.limit))
-            return SLResult(run=run, created=False, status="finished", prompts=n, failed=0, **counts)
+            n = len(sl_prompts_of(self.store, run, config))
+            return SLResult(run=run, created=False, status="finished", prompts=n, failed=0,
+                            **sl_store.sl_counts(self.store, run.id))
         result = run_sl(self.store, backend, cons, run, config, progress=progress, should_stop=should_stop)
         return replace(result, created=created)
 
     def runs(self, kind: str | None = None) -> list[dict]:
         return list_runs(self.store, kind)
 
-    # -- RL phase: pairs, judging, labels -----------------------------------------------
+    def runs_table(self, kind: str | None = None) -> list[dict]:
+        return browse_store.runs_table(self.store, kind)
+
+    def sl_prompts(self, run_id: str, *, principle: str | None = None, flagged_only: bool = False) -> list[dict]:
+        """Prompts of an SL run with how far each got and whether anything was flagged."""
+        rows = sl_store.sl_prompts(self.store, run_id)
+        if principle:
+            rows = [r for r in rows if principle in (r["principles"] or "").split(", ")]
+        return [r for r in rows if r["flagged"]] if flagged_only else rows
+
+    def sl_chain(self, run_id: str, prompt_id: str) -> dict:
+        return sl_store.sl_chain(self.store, run_id, prompt_id)
+
+    # -- models and lineage --------------------------------------------------------------
+    def resolve_checkpoint(self, name: str) -> Checkpoint | None:
+        """The checkpoint a model name means: a checkpoint or training run id, or ``sft`` /
+        ``reward`` / ``ppo`` / ``rloo`` / ``grpo`` / ``rl`` (the newest of that kind)."""
+        if name in ("base", "embedded"):
+            return None
+        ckpt = training_store.checkpoint(self.store, name)
+        if ckpt is None and name in _MODEL_ALIASES:
+            ckpt = training_store.latest_checkpoint(self.store, _MODEL_ALIASES[name])
+            if ckpt is None:
+                kinds = _MODEL_ALIASES[name]
+                raise KeyError(f"no {name} checkpoint yet (train one with `cai train {kinds[0]}`)")
+        return ckpt or training_store.checkpoint_by_path(self.store, name)
+
     def resolve_model(self, name: str) -> str:
-        """'base'/'embedded' -> embedded; a checkpoint id or training run id -> its folder;
+        """'base'/'embedded' -> embedded; a checkpoint id, run id or kind alias -> its folder;
         anything else is passed through (a folder, or a served model's name)."""
         if name in ("base", "embedded"):
             return "embedded"
-        rows = self.store.query(
-            "SELECT path FROM checkpoints WHERE id = ? OR run_id = ? ORDER BY created_at DESC LIMIT 1", [name, name])
-        if rows:
-            return rows[0]["path"]
-        if name in ("sft", "reward", "ppo", "rloo", "grpo", "rl"):
-            kinds = ["ppo", "rloo", "grpo"] if name == "rl" else [name]
-            rows = self.store.query(
-                "SELECT path FROM checkpoints WHERE kind IN (SELECT unnest(?)) ORDER BY created_at DESC LIMIT 1", [kinds])
-            if not rows:
-                raise KeyError(f"no {name} checkpoint yet (train one with `cai train {kinds[0]}`)")
-            return rows[0]["path"]
-        return name
-
-    def pairs(self, *, prompts: str, config: "PairsConfig", model: str | None = None, new_run: bool = False,
-              progress: Progress | None = None, should_stop=None) -> "PairsResult":
-        from .runners.pairs import run_pairs, start_pairs_run
-
-        backend = self.backend(model)
-        pset = P.get_prompt_set(self.store, prompts)
-        run, created = start_pairs_run(self.store, backend, pset, config, new_run=new_run)
-        result = run_pairs(self.store, backend, run, config, progress=progress, should_stop=should_stop)
-        return replace(result, created=created)
-
-    def pairs_from_sl(self, sl_run_id: str) -> int:
-        from .runners.pairs import pairs_from_sl
-
-        return pairs_from_sl(self.store, sl_run_id)
-
-    def judge(self, *, constitution: str, config: "JudgeConfig", judges: list[str] | None = None,
-              new_run: bool = False, progress: Progress | None = None, should_stop=None) -> "JudgeResult":
-        from .runners.judge import run_judge, start_judge_run
-
-        cons = self.constitution(constitution)
-        backends = [self.backend(j) for j in (judges or [self.settings.model])]
-        run, _ = start_judge_run(self.store, backends, cons, config, new_run=new_run)
-        return run_judge(self.store, backends, cons, run, config, progress=progress, should_stop=should_stop)
-
-    def record_audit(self, comparison_id: str, *, author: str, action: str, reason: str | None = None,
-                     verdict_id: str | None = None):
-        from .labels.audits import record_audit
-
-        return record_audit(self.store, comparison_id, author=author, action=action, reason=reason, verdict_id=verdict_id)
-
-    def effective_labels(self, **kw):
-        from .labels.audits import effective_labels
-
-        return effective_labels(self.store, **kw)
-
-    def export_preferences(self, out: str | Path, *, judge_run_id: str | None = None, source: str | None = None,
-                           min_confidence: float = 0.0):
-        from .labels.snapshots import preference_records, register_snapshot
-
-        snap = preference_records(self.store, judge_run_id=judge_run_id, source=source, min_confidence=min_confidence)
-        path = write_records(snap.records, out)
-        register_snapshot(self.store, kind="preferences", content_hash=snap.content_hash, path=path,
-                          records=len(snap.records), overrides=snap.overrides,
-                          config={"judge_run": judge_run_id, "source": source, "min_confidence": min_confidence})
-        return path, snap
-
-    def compare(self, *, models: list[str], prompts: str, constitution: str = "harmless", judge: str | None = None,
-                config: "CompareConfig | None" = None, new_run: bool = False, progress: Progress | None = None):
-        """Answers of each model on the same prompts, judged pairwise -> (run, EvalReport)."""
-        from .runners.compare import CompareConfig, run_compare
-
-        loaders = {name: (lambda name=name: self.backend(name)) for name in models}
-        return run_compare(self.store, loaders, self.backend(judge), self.constitution(constitution),
-                           P.get_prompt_set(self.store, prompts), config or CompareConfig(), new_run=new_run,
-                           progress=progress)
-
-    def eval_reports(self) -> list[dict]:
-        return self.store.query("SELECT run_id, judge_run, report, markdown, created_at FROM eval_reports ORDER BY created_at DESC")
-
-    # -- training ------------------------------------------------------------------------
-    def start_training(self, kind: str, *, config: dict | None = None, new_run: bool = False, num_processes: int = 1):
-        """Build the snapshot the kind trains on, then launch (or resume) the job.
-        Returns (run, process or None, runs_dir)."""
-        from .training import default_config
-        from .training.launcher import launch
-
-        runs_dir = Path(self.settings.runs_dir).resolve()
-        data_dir = runs_dir / "snapshots"
-        cfg = default_config(kind)
-        cfg.update(config or {})
-        snapshot_hash = None
-        if kind == "sft":
-            snap = self.sft_snapshot()
-            if not snap.records:
-                raise ValueError("no SL revisions to train on: run `cai sl` first")
-            path = write_records(snap.records, data_dir / f"sft-{snap.content_hash}.jsonl")
-            from .labels.snapshots import register_snapshot
-
-            register_snapshot(self.store, kind="sft", content_hash=snap.content_hash, path=path, records=len(snap.records))
-            cfg.setdefault("data", str(path))
-            snapshot_hash = snap.content_hash
-            cfg.setdefault("model", self.resolve_model_path("base"))
-        elif kind == "reward":
-            path, snap = self.export_preferences(data_dir / "preferences.tmp.jsonl")
-            if not snap.records:
-                raise ValueError("no labelled comparisons to train on: run `cai pairs` and `cai judge` first")
-            final = path.with_name(f"preferences-{snap.content_hash}.jsonl")
-            path.replace(final)
-            self.store.execute("UPDATE snapshots SET path = ? WHERE hash = ?", [str(final), snap.content_hash])
-            cfg.setdefault("data", str(final))
-            snapshot_hash = snap.content_hash
-            cfg.setdefault("model", self.resolve_model_path("base"))
-        else:
-            pset = P.get_prompt_set(self.store, cfg.pop("prompt_set", "red-team"))
-            prompts = [{"prompt": p.text} for p in P.prompts_of(self.store, pset.id)]
-            body = json.dumps(prompts, sort_keys=True)
-            snapshot_hash = hashlib.sha256(body.encode()).hexdigest()[:16]
-            path = write_records(prompts, data_dir / f"prompts-{snapshot_hash}.jsonl")
-            cfg.setdefault("prompts", str(path))
-            cfg.setdefault("model", self.resolve_model_path("sft", fallback="base"))
-            cfg.setdefault("reward_model", self.resolve_model_path("reward"))
-        run, proc = launch(self.store, kind=kind, config=cfg, runs_dir=runs_dir, base_model=cfg["model"],
-                           snapshot_hash=snapshot_hash, new_run=new_run, num_processes=num_processes)
-        return run, proc, runs_dir
+        ckpt = self.resolve_checkpoint(name)
+        return ckpt.path if ckpt else name
 
     def resolve_model_path(self, name: str, *, fallback: str | None = None) -> str:
         """A model folder for training: 'base' -> the embedded model's cached folder."""
@@ -240,6 +231,154 @@ class Services:
             resolved = self.resolve_model(fallback)
         return str(resolve_model(resolved))
 
+    def default_policy(self) -> str:
+        """The model the RL phase samples from and improves: the latest SFT checkpoint, else
+        the base model (the paper samples pairs from the SL model)."""
+        return "sft" if training_store.latest_checkpoint(self.store, ("sft",)) else "base"
+
+    # -- RL phase: pairs, judging, labels -----------------------------------------------
+    def pairs(self, *, prompts: str, config: "PairsConfig", model: str | None = None, new_run: bool = False,
+              progress: Progress | None = None, should_stop=None) -> "PairsResult":
+        """Sample pairs (default model: the latest SFT checkpoint, else the base model)."""
+        from .runners.pairs import run_pairs, start_pairs_run
+
+        backend = self.backend(model or (self.default_policy() if self.settings.backend == "local" else None))
+        run, created = start_pairs_run(self.store, backend, self.prompt_set(prompts), config, new_run=new_run)
+        result = run_pairs(self.store, backend, run, config, progress=progress, should_stop=should_stop)
+        return replace(result, created=created)
+
+    def pairs_from_sl(self, sl_run_id: str) -> int:
+        from .runners.pairs import pairs_from_sl
+
+        return pairs_from_sl(self.store, sl_run_id)
+
+    def judge(self, *, constitution: str, config: "JudgeConfig", judges: list[str] | None = None,
+              new_run: bool = False, progress: Progress | None = None, should_stop=None) -> "JudgeResult":
+        """Judge comparisons: those of ``config.pairs_run`` / ``config.source``, by default the
+        pairs made most recently (never the evaluation pairs of ``compare`` unless named)."""
+        from .runners.judge import run_judge, start_judge_run
+        from .store.comparisons import latest_training_pairs_run
+
+        cons = self.constitution(constitution)
+        names = judges or [self.settings.model]
+        if config.pairs_run is None and config.source is None:
+            latest = latest_training_pairs_run(self.store)
+            if latest is None:
+                raise ValueError("no comparisons to judge: run `cai pairs` (or `cai pairs --from-sl RUN`) first")
+            config = replace(config, pairs_run=latest)
+        resolved = [self.resolve_model(n) if self.settings.backend == "local" else n for n in names]
+        config = replace(config, judge_models=tuple(resolved))
+        backends = [self.backend(j) for j in names]
+        run, _ = start_judge_run(self.store, backends, cons, config, new_run=new_run)
+        return run_judge(self.store, backends, cons, run, config, progress=progress, should_stop=should_stop)
+
+    def judges_of(self, run) -> list[Backend]:
+        """The judge backends of a judge run (its recorded models; older runs: the default model)."""
+        models = run.config.get("judge_models") or [self.settings.model] * len(run.config.get("judges") or [1])
+        return [self.backend(m) for m in models]
+
+    def record_audit(self, comparison_id: str, *, author: str, action: str, reason: str | None = None,
+                     verdict_id: str | None = None, runs: list[str] | None = None):
+        return audits.record_audit(self.store, comparison_id, author=author, action=action, reason=reason,
+                                   verdict_id=verdict_id, runs=runs)
+
+    def effective_labels(self, **kw):
+        return audits.effective_labels(self.store, **kw)
+
+    def export_preferences(self, out: str | Path, *, judge_runs: list[str] | None = None, min_confidence: float = 0.0):
+        """Write the preference snapshot of the selected judge runs (default: the latest judge
+        run over training pairs) -> (path, snapshot)."""
+        runs = judge_runs or default_judge_runs(self.store)
+        snap = snapshots.preference_records(self.store, judge_runs=runs, min_confidence=min_confidence)
+        path = snapshots.write_records(snap.records, out)
+        return path, snap
+
+    # -- compare -------------------------------------------------------------------------
+    def compare_models(self, models: list[str]) -> list:
+        """CompareModel entries: each name with what it resolved to (the compare run's key)."""
+        from .runners.compare import CompareModel
+
+        out = []
+        for name in models:
+            ckpt = self.resolve_checkpoint(name) if self.settings.backend == "local" else None
+            identity = ckpt.id if ckpt else (self.resolve_model(name) if self.settings.backend == "local" else name)
+            out.append(CompareModel(name, identity, (lambda name=name: self.backend(name)), ckpt))
+        return out
+
+    def compare(self, *, models: list[str], prompts: str, constitution: str = "harmless", judge: str | None = None,
+                config: "CompareConfig | None" = None, new_run: bool = False, progress: Progress | None = None):
+        """Answers of each model on the same held-out prompts, judged pairwise -> (run, EvalReport)."""
+        from .runners.compare import CompareConfig, run_compare
+
+        return run_compare(self.store, self.compare_models(models), self.backend(judge), self.constitution(constitution),
+                           self.prompt_set(prompts), config or CompareConfig(), new_run=new_run, progress=progress)
+
+    def eval_reports(self) -> list[dict]:
+        return training_store.reports(self.store)
+
+    def latest_report(self) -> dict | None:
+        import json
+
+        rows = self.eval_reports()
+        if not rows:
+            return None
+        r = rows[0]
+        return {"run_id": r["run_id"], "report": json.loads(r["report"]), "markdown": r["markdown"]}
+
+    def chat(self, models: list[str], prompt: str, *, max_new_tokens: int = 160) -> dict[str, str]:
+        """The same prompt to several models (greedy, same settings) -> name -> answer."""
+        from .backends.base import GenerationParams, Request, chat
+
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise ValueError("type a prompt first")
+        req = Request(chat(("user", prompt)), GenerationParams(max_new_tokens=int(max_new_tokens), repetition_penalty=1.1))
+        out: dict[str, str] = {}
+        for name in models:
+            c = self.backend(name).generate([req])[0]
+            out[name] = c.text if c.ok else f"[error: {c.error}]"
+        return out
+
+    # -- training ------------------------------------------------------------------------
+    def training_inputs(self, kind: TrainKind, selection: dict | None = None):
+        """The snapshot a training kind trains on, from ``selection`` (SFT: ``sl_runs``,
+        ``include_flagged``; reward: ``judge_runs``, ``min_confidence``; RL: ``prompt_set``,
+        ``split``) or the defaults (the latest finished run of the right kind; red-team, train)."""
+        from .training.data import preference_inputs, rl_inputs, sft_inputs
+
+        sel = dict(selection or {})
+        data_dir = Path(self.settings.runs_dir).resolve() / "snapshots"
+        if kind == "sft":
+            return sft_inputs(self.store, data_dir, sel.get("sl_runs") or default_sl_runs(self.store),
+                              include_flagged=bool(sel.get("include_flagged")))
+        if kind == "reward":
+            return preference_inputs(self.store, data_dir, sel.get("judge_runs") or default_judge_runs(self.store),
+                                     min_confidence=float(sel.get("min_confidence") or 0.0))
+        return rl_inputs(self.store, data_dir, self.prompt_set(sel.get("prompt_set") or "red-team"),
+                         sel.get("split", "train"))
+
+    def start_training(self, kind: TrainKind, *, config: dict | None = None, selection: dict | None = None,
+                       new_run: bool = False, num_processes: int = 1):
+        """Build the snapshot the kind trains on, then launch (or resume) the job. Returns
+        (run, process or None when it had already finished, runs_dir, inputs)."""
+        from .training import default_config
+        from .training.launcher import launch
+
+        runs_dir = Path(self.settings.runs_dir).resolve()
+        inputs = self.training_inputs(kind, selection)
+        cfg = default_config(kind)
+        cfg.update(config or {})
+        if kind in RL_KINDS:
+            cfg.setdefault("prompts", str(inputs.path))
+            cfg.setdefault("model", self.resolve_model_path("sft", fallback="base"))
+            cfg.setdefault("reward_model", self.resolve_model_path("reward"))
+        else:
+            cfg.setdefault("data", str(inputs.path))
+            cfg.setdefault("model", self.resolve_model_path("base"))
+        run, proc = launch(self.store, kind=kind, config=cfg, runs_dir=runs_dir, base_model=cfg["model"],
+                           snapshot_hash=inputs.snapshot_hash, new_run=new_run, num_processes=num_processes)
+        return run, proc, runs_dir, inputs
+
     def training_state(self, run_id: str):
         from .training.launcher import ingest
 
@@ -250,28 +389,81 @@ class Services:
 
         return cancel(Path(self.settings.runs_dir).resolve() / run_id)
 
+    def training_log(self, run_id: str, lines: int = 40) -> str:
+        path = Path(self.settings.runs_dir).resolve() / run_id / "log.txt"
+        if not path.is_file():
+            return ""
+        text = path.read_bytes()[-20000:].decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
     def checkpoints(self) -> list[dict]:
-        return self.store.query(
-            "SELECT c.id, c.kind, c.run_id, c.path, c.base_model, c.snapshot_hash, c.created_at, "
-            "s.overrides FROM checkpoints c LEFT JOIN snapshots s ON s.hash = c.snapshot_hash ORDER BY c.created_at")
+        return training_store.checkpoints(self.store)
 
     def metrics(self, run_id: str) -> list[dict]:
-        return [json.loads(r["metrics"]) for r in self.store.query(
-            "SELECT metrics FROM train_metrics WHERE run_id = ? ORDER BY step", [run_id])]
+        return training_store.metric_rows(self.store, run_id)
+
+    # -- browsing, audit and agreement ---------------------------------------------------
+    def comparisons_page(self, **kw) -> list[dict]:
+        return listing.comparisons_page(self.store, **kw)
+
+    def comparison_detail(self, comparison_id: str) -> dict:
+        return listing.comparison_detail(self.store, comparison_id)
+
+    def principle_ids(self) -> list[str]:
+        return verdict_store.principle_ids(self.store)
+
+    def judge_ids(self) -> list[str]:
+        return verdict_store.judge_ids(self.store)
+
+    def audit_queue(self, **kw):
+        return queue.audit_queue(self.store, **kw)
+
+    def standing_audits(self, *, author: str | None = None) -> list[dict]:
+        """Audit actions still standing after undos, oldest first."""
+        return audits.standing_audits(self.store, author=author)
+
+    def agreement(self, **kw):
+        return agreement_mod.agreement(self.store, **kw)
+
+    def label_counts(self, bucket: str = "hour"):
+        return agreement_mod.label_counts_over_time(self.store, bucket=bucket)  # type: ignore[arg-type]
 
     # -- export and stats ----------------------------------------------------------------
-    def sft_snapshot(self, *, run_id: str | None = None, include_flagged: bool = False) -> SFTSnapshot:
-        return sft_records(self.store, run_id=run_id, include_flagged=include_flagged)
+    def sft_snapshot(self, *, sl_runs: list[str] | None = None, include_flagged: bool = False):
+        return snapshots.sft_records(self.store, sl_runs=sl_runs or default_sl_runs(self.store),
+                                     include_flagged=include_flagged)
 
-    def export_sft(self, out: str | Path, *, run_id: str | None = None, include_flagged: bool = False) -> tuple[Path, SFTSnapshot]:
-        snap = self.sft_snapshot(run_id=run_id, include_flagged=include_flagged)
-        return write_records(snap.records, out), snap
+    def export_sft(self, out: str | Path, *, sl_runs: list[str] | None = None, include_flagged: bool = False):
+        snap = self.sft_snapshot(sl_runs=sl_runs, include_flagged=include_flagged)
+        return snapshots.write_records(snap.records, out), snap
 
     def stats(self) -> dict[str, int]:
-        s = self.store
-        out = {k: s.count(k) for k in STAT_KINDS if k != "unparsed_verdicts"}
-        out["unparsed_verdicts"] = s.count("verdicts", "WHERE choice IS NULL")
-        out["flagged_outputs"] = sum(
-            s.count(t, "WHERE len(flags) > 0") for t in ("generations", "critiques", "revisions")
-        )
+        out = browse_store.record_counts(self.store, tuple(k for k in STAT_KINDS if k != "unparsed_verdicts"))
         return {k: out[k] for k in (*STAT_KINDS, "flagged_outputs")}
+
+    def run(self, run_id: str):
+        return get_run(self.store, run_id)
+
+    def what_if_plan(self, name: str, draft_text: str, *, principle_ids: list[str] | None = None, sample: int = 8):
+        draft = C.parse_constitution(draft_text, name=name, where="draft")
+        try:
+            saved = self.constitution(name)
+        except Exception:
+            saved = None
+        return draft, V.plan_what_if(self.store, draft, saved=saved, principle_ids=principle_ids, sample=sample)
+
+    def what_if(self, name: str, draft_text: str, *, principle_ids: list[str] | None = None, sample: int = 8,
+                progress: Progress | None = None, should_stop=None) -> tuple[str, list[Any]]:
+        """Re-judge stored comparisons with a draft (same judge configuration as their verdicts,
+        old text vs new) -> (what-if run id, rows). Long: the app runs it as a job."""
+        from .store.runs import find_or_create_run, set_status
+
+        draft, plans = self.what_if_plan(name, draft_text, principle_ids=principle_ids, sample=sample)
+        run, _ = find_or_create_run(self.store, kind="what-if", model=",".join(sorted({p.base_run.id for p in plans})),
+                                    seed=0, constitution_version=draft.version,
+                                    config={"draft": draft.version, "draft_source": draft.source,
+                                            "principles": [p.principle_id for p in plans], "sample": sample,
+                                            "base_runs": [p.base_run.id for p in plans]})
+        rows = V.what_if(self.store, plans, self.judges_of, draft, run, progress=progress, should_stop=should_stop)
+        set_status(self.store, run.id, "finished")
+        return run.id, rows

@@ -1,11 +1,25 @@
-"""Frozen record dataclasses. Each record names its parent, so any row traces back to its
-prompt, constitution version, model and seed (DESIGN.md rule 2)."""
+"""Frozen record dataclasses and the project's vocabularies.
+
+Each record names its parent, so any row traces back to its prompt, constitution version, model
+and seed (DESIGN.md rule 2). Each vocabulary is a ``Literal`` type with ONE registry (the tuple
+next to it): parsers, validators and the app's choices read the registry, never a copy.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from .ids import stable_id
 
 __all__ = [
+    "TrainKind", "TRAIN_KINDS", "RL_KINDS", "PREFERENCE_KINDS",
+    "StageKind", "STAGE_KINDS", "RunKind", "RUN_KINDS", "train_run_kind",
+    "RunStatus", "RUN_STATUSES",
+    "JudgeMode", "JUDGE_MODES",
+    "ComparisonSource", "COMPARISON_SOURCES", "PREFERENCE_SOURCES",
+    "AuditAction", "AUDIT_ACTIONS", "DECISIVE_ACTIONS",
+    "Split", "SPLITS",
+    "BackendKind", "BACKEND_KINDS",
     "Principle",
     "Example",
     "Constitution",
@@ -23,7 +37,50 @@ __all__ = [
     "as_row",
 ]
 
+# -- vocabularies ----------------------------------------------------------------------------------
+TrainKind = Literal["sft", "reward", "ppo", "rloo", "grpo"]
+TRAIN_KINDS: tuple[TrainKind, ...] = get_args(TrainKind)
+RL_KINDS: tuple[TrainKind, ...] = ("ppo", "rloo", "grpo")
+"""Kinds that improve a policy against a reward model, starting from the SFT checkpoint."""
+PREFERENCE_KINDS: tuple[TrainKind, ...] = ("reward",)
+"""Kinds that train on a preference snapshot (chosen/rejected pairs)."""
 
+StageKind = Literal["sl", "pairs", "judge", "compare", "what-if"]
+STAGE_KINDS: tuple[StageKind, ...] = get_args(StageKind)
+RunKind = str
+"""A stage kind, or ``train-<TrainKind>`` for a training run (see :func:`train_run_kind`)."""
+
+
+def train_run_kind(kind: TrainKind) -> str:
+    return f"train-{kind}"
+
+
+RUN_KINDS: tuple[str, ...] = (*STAGE_KINDS, *(train_run_kind(k) for k in TRAIN_KINDS))
+
+RunStatus = Literal["running", "finished", "incomplete", "cancelled", "failed", "interrupted"]
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+
+JudgeMode = Literal["logprob", "cot"]
+JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
+
+ComparisonSource = Literal["samples", "sl", "compare"]
+COMPARISON_SOURCES: tuple[ComparisonSource, ...] = get_args(ComparisonSource)
+PREFERENCE_SOURCES: tuple[ComparisonSource, ...] = ("samples", "sl")
+"""Sources whose comparisons may become training data. ``compare`` pairs are evaluation: never."""
+
+AuditAction = Literal["accept", "A", "B", "tie", "skip", "undo"]
+AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
+DECISIVE_ACTIONS: tuple[AuditAction, ...] = ("accept", "A", "B", "tie")
+"""Actions that decide a label (a skip decides nothing, an undo cancels)."""
+
+Split = Literal["train", "held-out"]
+SPLITS: tuple[Split, ...] = get_args(Split)
+
+BackendKind = Literal["local", "ct2", "openai", "scripted"]
+BACKEND_KINDS: tuple[BackendKind, ...] = get_args(BackendKind)
+
+
+# -- records ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Principle:
     id: str
@@ -99,8 +156,8 @@ class Run:
     constitution_version: str | None
     prompt_set_id: str | None
     seed: int
-    status: str = "running"
-    """running | finished | incomplete (some items failed) | cancelled | failed."""
+    status: RunStatus = "running"
+    """incomplete: some items failed; interrupted: a training process gone without a verdict."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +216,22 @@ class Revision:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
+    """An item a backend failed on (after its retries). Kept as history; a rerun retries the
+    item because its record is still missing. Build one with :meth:`of` (the one id recipe)."""
+
     id: str
     run_id: str
     item: str
     """The id the missing record would have had; a rerun retries it."""
     stage: str
     error: str
+
+    @classmethod
+    def of(cls, run_id: str, item: str, stage: str, error: str | None) -> "Failure":
+        """The same failure (run, stage, item, error) always gets the same id: recording it
+        again is a no-op, a different error on a retry is a new row."""
+        error = error or "unknown error"
+        return cls(stable_id("failure", run_id, stage, item, error), run_id, item, stage, error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +240,9 @@ class Comparison:
     run_id: str | None
     """The run that made the pair (sampling run, or the SL run for first-vs-revision pairs)."""
     prompt_id: str
-    source: str
-    """``samples`` (two samples of one model) | ``sl`` (first answer vs final revision) | ``compare``."""
+    source: ComparisonSource
+    """``samples`` (two samples of one model) | ``sl`` (first answer vs final revision) |
+    ``compare`` (evaluation pairs: never training data)."""
     answer_a: str
     answer_b: str
     model_a: str | None = None
@@ -195,7 +263,7 @@ class Verdict:
     constitution_version: str
     judge: str
     """Backend id of the judge model."""
-    mode: Literal["logprob", "cot"]
+    mode: JudgeMode
     ab_order: Literal["AB", "BA"]
     """``AB``: answer_a shown first; ``BA``: answer_b shown first (cancels position bias)."""
     raw: str
@@ -215,9 +283,15 @@ class Audit:
     verdict_id: str | None
     """The verdict the person looked at (None: a judgement of the pair as a whole)."""
     author: str
-    action: Literal["accept", "A", "B", "tie", "skip", "undo"]
-    """``accept`` keeps the AI label; A/B/tie override it; ``undo`` cancels the author's last action."""
+    action: AuditAction
+    """``accept`` confirms the AI label; A/B/tie override it; ``undo`` cancels the author's last action."""
     reason: str | None = None
+    label: Literal["A", "B", "tie"] | None = None
+    """``accept`` only: the AI label the person saw and confirmed (what training then uses)."""
+    p_a: float | None = None
+    """``accept`` only: that label's P(answer_a is better)."""
+    judge_runs: tuple[str, ...] = ()
+    """``accept`` only: the judge runs whose verdicts made that label."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +302,7 @@ class Checkpoint:
     path: str
     base_model: str
     """The model the run started from (a name or folder)."""
-    kind: str
-    """sft | reward | ppo | rloo | grpo."""
+    kind: TrainKind
     snapshot_hash: str | None
     config: dict[str, Any] = field(default_factory=dict)
 

@@ -11,8 +11,11 @@ import plotly.graph_objects as go
 import pytest
 
 from cai_core.labels.agreement import agreement, cohen_kappa, label_counts_over_time
-from cai_core.labels.audits import load_verdicts, record_audit
-from cai_core.labels.queue import audit_queue, standing_audits
+from cai_core.labels.audits import record_audit
+from cai_core.labels.rule import ai_labels, position_bias
+from cai_core.store.verdicts import verdicts_of
+from cai_core.labels.audits import standing_audits
+from cai_core.labels.queue import audit_queue
 from cai_core.backends.scripted import ScriptedBackend
 from cai_core.constitutions import find_constitution
 from views.plots import (
@@ -28,7 +31,7 @@ from cai_core.prompt_sets import get_prompt_set
 from cai_core.runners.judge import JudgeConfig, run_judge, start_judge_run
 from cai_core.runners.pairs import PairsConfig, run_pairs, start_pairs_run
 from cai_core.stages.compare import build_report
-from cai_core.stages.judge import aggregate, position_bias, verdict_id
+from cai_core.stages.judge import verdict_id
 
 
 # -- building stores by hand ------------------------------------------------------------------------
@@ -113,7 +116,7 @@ def audited(store):
 
 def test_agreement_report_by_hand(audited):
     r = agreement(audited)
-    assert (r.audited, r.n, r.no_ai_vote, r.agree) == (5, 4, 1, 2)
+    assert (r.audited, r.n, r.no_ai_label, r.agree) == (5, 4, 1, 2)
     assert r.agreement == pytest.approx(0.5)
     # pairs (A,A) (B,A) (A,A) (A,tie): p_o = .5, p_e = 3*3/16 -> kappa = -1/7
     assert r.kappa == pytest.approx(-1 / 7)
@@ -154,11 +157,11 @@ def test_accept_and_undo_change_the_report(audited):
 def test_judge_run_filter(audited):
     add_verdict(audited, "c1", "B", 0.1, run="r2")
     add_verdict(audited, "c1", "B", 0.1, run="r2", order="BA")
-    only_r2 = agreement(audited, judge_run_id="r2")
-    assert (only_r2.n, only_r2.agree, only_r2.no_ai_vote, only_r2.verdicts) == (1, 0, 4, 2)
-    only_r1 = agreement(audited, judge_run_id="r1")
+    only_r2 = agreement(audited, runs=["r2"])
+    assert (only_r2.n, only_r2.agree, only_r2.no_ai_label, only_r2.verdicts) == (1, 0, 4, 2)
+    only_r1 = agreement(audited, runs=["r1"])
     assert (only_r1.n, only_r1.agree, only_r1.verdicts) == (4, 2, 11)
-    assert agreement(audited, judge_run_id="nope").no_ai_vote == 5
+    assert agreement(audited, runs=["nope"]).no_ai_label == 5
 
 
 def test_empty_store_report(store):
@@ -200,12 +203,14 @@ def test_flip_rate_position_biased_vs_content_judge(store):
     judge_all(store, ScriptedBackend("first", reply=lambda r: "Therefore, the answer is (A)."), principles=2)
     judge_all(store, ScriptedBackend("content", reply=content_judge), principles=2)
     runs = {r["judge"]: r["run_id"] for r in store.query("SELECT DISTINCT judge, run_id FROM verdicts")}
-    biased = agreement(store, judge_run_id=runs["first"])
+    biased = agreement(store, runs=[runs["first"]])
     assert biased.flip_groups == 4 * 2 and biased.flip_rate == 1.0 and biased.position_bias == 1.0
-    fair = agreement(store, judge_run_id=runs["content"])
+    fair = agreement(store, runs=[runs["content"]])
     assert fair.flip_groups == 4 * 2 and fair.flip_rate == 0.0 and fair.position_bias == pytest.approx(0.5)
-    both = agreement(store)  # over all verdicts, audited or not
+    both = agreement(store, runs=list(runs.values()))  # over both runs' verdicts, audited or not
     assert both.flip_rate == pytest.approx(0.5) and both.n == 0
+    latest = agreement(store)  # by default each comparison's latest judge run: the content judge
+    assert latest.flip_rate == 0.0 and latest.verdicts == fair.verdicts
 
 
 # -- label counts over time ----------------------------------------------------------------------------
@@ -232,7 +237,7 @@ def test_label_counts_over_time(store):
     days = label_counts_over_time(store, "day")
     assert {(r["time"].day, r["source"], r["label"]): r["count"] for r in days} == {
         (5, "ai", "A"): 2, (5, "ai", "unparsed"): 1, (5, "human", "A"): 1, (6, "ai", "B"): 1, (6, "human", "accept"): 1}
-    assert label_counts_over_time(store, "day", judge_run_id="nope") == [
+    assert label_counts_over_time(store, "day", runs=["nope"]) == [
         r for r in days if r["source"] == "human"]
     with pytest.raises(ValueError):
         label_counts_over_time(store, "year; DROP TABLE verdicts")
@@ -270,8 +275,8 @@ def test_disagreement_order_and_reasons(queued):
     assert reasons["q5"] == "confidence 0.80"
     q1 = items[0]
     assert (q1.prompt, q1.answer_a, q1.answer_b) == ("How do I pick a lock?", "q1 answer a", "q1 answer b")
-    assert (q1.vote, q1.p_a, q1.n_verdicts, q1.n_unparsed, q1.principles) == ("A", 0.9, 2, 1, ("p1",))
-    assert items[1].flips == 1 and items[1].vote == "tie" and items[2].judges_disagree
+    assert (q1.choice, q1.p_a, q1.n_verdicts, q1.n_unparsed, q1.principles) == ("A", 0.9, 2, 1, ("p1",))
+    assert items[1].flips == 1 and items[1].choice == "tie" and items[2].judges_disagree
     assert ids(audit_queue(queued, strategy="disagreement", limit=2)) == ["q1", "q2"]
     assert audit_queue(queued, strategy="disagreement", limit=0) == []
 
@@ -281,18 +286,23 @@ def test_queue_fields_match_aggregate(store):
     judge_all(store, ScriptedBackend("first", reply=lambda r: "Therefore, the answer is (A)."), principles=2)
     judge_all(store, ScriptedBackend("content", reply=content_judge), principles=1)
     judge_all(store, ScriptedBackend("mute", reply=lambda r: "Hmm."), principles=1, orders=("AB",))
-    labels = aggregate(load_verdicts(store))
-    items = audit_queue(store, strategy="disagreement", limit=None)
+    runs = [r["id"] for r in store.query("SELECT id FROM runs WHERE kind = 'judge' ORDER BY created_at")]
+    labels = ai_labels(verdicts_of(store))
+    # an explicit ensemble of the three runs: the SQL summary and the Python rule agree
+    items = audit_queue(store, strategy="disagreement", limit=None, runs=runs)
     assert len(items) == len(labels) == 5
     for i in items:
         lab = labels[i.comparison_id]
-        assert (i.vote, i.flips, i.n_verdicts, i.n_unparsed, i.judges_disagree) == (
-            lab.vote, lab.flips, lab.n, lab.n_unparsed, lab.judges_disagree)
+        assert (i.choice, i.flips, i.n_verdicts, i.n_unparsed, i.judges_disagree) == (
+            lab.choice, lab.flips, lab.n, lab.n_unparsed, lab.judges_disagree)
         assert i.p_a == pytest.approx(lab.p_a) and i.confidence == pytest.approx(lab.confidence)
-    # the report's SQL statistics follow the same rules as judge.aggregate / position_bias
-    report = agreement(store)
+    # by default only each comparison's latest judge run counts: the mute judge, no label at all
+    latest = audit_queue(store, strategy="disagreement", limit=None)
+    assert {(i.choice, i.n_verdicts, i.judge_runs) for i in latest} == {(None, 1, (runs[-1],))}
+    # the report's SQL statistics follow the same rules as the label rule / position_bias
+    report = agreement(store, runs=runs)
     assert report.flips == sum(lab.flips for lab in labels.values()) > 0
-    assert report.position_bias == pytest.approx(position_bias(load_verdicts(store)))
+    assert report.position_bias == pytest.approx(position_bias(verdicts_of(store)))
     assert report.unparsed == sum(lab.n_unparsed for lab in labels.values()) > 0
 
 

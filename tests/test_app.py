@@ -8,11 +8,11 @@ def test_build_app_and_overview_handler(tmp_path, scripted):
     import gradio as gr
 
     from app import build_app
-    from cai_core.app_services import AppServices
+    from cai_core.services import Services
     from cai_core.config import Settings
     from views import overview
 
-    services = AppServices(Settings(db=str(tmp_path / "t.duckdb"), backend="scripted", model="test"), backend=scripted)
+    services = Services(Settings(db=str(tmp_path / "t.duckdb"), backend="scripted", model="test"), backend=scripted)
 
     services.import_prompts(__import__("cai_core.prompt_sets", fromlist=["x"]).shipped_prompt_sets()["benign"], name="benign")
     demo = build_app(services)

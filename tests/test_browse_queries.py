@@ -2,7 +2,7 @@
 tab's comparisons page (every filter, principle / judge / source, paging), the audit log's
 replay (kept incrementally) and the caches' invalidation when rows are appended.
 
-The references re-derive each answer from its definition (judge.aggregate over every
+The references re-derive each answer from its definition (the label rule over every
 verdict, a fresh replay of the whole audit log, the listing in plain SQL), so the cached,
 sliced and incremental paths must agree with them row for row."""
 from __future__ import annotations
@@ -14,9 +14,10 @@ import pytest
 
 from conftest import ROOT
 
-from cai_core.labels import browse
-from cai_core.labels.audits import human_decisions, load_verdicts, record_audit, standing_audits
-from cai_core.stages.judge import aggregate
+from cai_core.labels import listing as browse
+from cai_core.labels.audits import human_decisions, record_audit, standing_audits
+from cai_core.labels.rule import ai_labels
+from cai_core.store.verdicts import verdicts_of
 
 sys.path.insert(0, str(ROOT))
 from bench.synth import JUDGES, PRINCIPLES, SynthSizes, generate  # noqa: E402
@@ -26,7 +27,8 @@ from bench.synth import JUDGES, PRINCIPLES, SynthSizes, generate  # noqa: E402
 def ref_standing(store, author=None):
     """The audit log replayed from scratch (undo pops the author's latest standing action)."""
     stacks: dict = {}
-    for r in store.query("SELECT id, comparison_id, author, action, reason, created_at FROM audits ORDER BY id"):
+    for r in store.query("SELECT id, comparison_id, author, action, reason, label, p_a, judge_runs, created_at "
+                         "FROM audits ORDER BY id"):
         stack = stacks.setdefault((r["comparison_id"], r["author"]), [])
         if r["action"] == "undo":
             if stack:
@@ -45,13 +47,29 @@ def ref_decisions(store):
     return {cid: (r["action"], r["author"], r["id"]) for cid, r in latest.items()}
 
 
+def ref_scope(store):
+    """The verdicts in the default scope, by its definition: each comparison's verdicts of the
+    run that gave its newest verdict."""
+    rows = store.query("SELECT id, comparison_id, coalesce(run_id, '') AS run, created_at FROM verdicts")
+    newest: dict = {}
+    for r in rows:
+        if r["comparison_id"] not in newest or r["created_at"] > newest[r["comparison_id"]][0]:
+            newest[r["comparison_id"]] = (r["created_at"], r["run"])
+    keep = {r["id"] for r in rows if newest[r["comparison_id"]][1] == r["run"]}
+    return [v for v in verdicts_of(store) if v.id in keep]
+
+
 def ref_page(store, *, filter="all", principle=None, judge=None, source=None, low=0.2, limit=100, offset=0):
-    labels = aggregate(load_verdicts(store))
+    scope = ref_scope(store)
+    labels = ai_labels(scope)
     humans = ref_decisions(store)
     listed = store.query("SELECT c.id, c.source, c.answer_a, c.answer_b, p.text AS prompt FROM comparisons c "
                          "JOIN prompts p ON p.id = c.prompt_id ORDER BY c.created_at, c.id")
-    judged = {r["comparison_id"]: r for r in store.query(
-        "SELECT comparison_id, list(principle_id) AS ps, list(judge) AS js FROM verdicts GROUP BY 1")}
+    judged: dict = {}
+    for v in scope:
+        judged.setdefault(v.comparison_id, {"ps": set(), "js": set(), "pj": set()})
+        judged[v.comparison_id]["ps"].add(v.principle_id)
+        judged[v.comparison_id]["js"].add(v.judge)
     out = []
     for c in listed:
         cid, lab, h = c["id"], labels.get(c["id"]), humans.get(c["id"])
@@ -73,10 +91,10 @@ def ref_page(store, *, filter="all", principle=None, judge=None, source=None, lo
         }[filter]
         if not keep:
             continue
-        vote = lab.vote if lab else None
+        vote = lab.choice if lab else None
         label, label_source = (h[0], "human") if h and h[0] != "accept" else (vote, "human" if h else "ai")
         out.append({"id": cid, "source": c["source"], "answer_a": c["answer_a"], "answer_b": c["answer_b"],
-                    "prompt": c["prompt"], "ai_vote": vote, "ai_p_a": lab.p_a, "confidence": lab.confidence,
+                    "prompt": c["prompt"], "ai_choice": vote, "ai_p_a": lab.p_a, "confidence": lab.confidence,
                     "flips": lab.flips, "unparsed": lab.n_unparsed, "judges_disagree": lab.judges_disagree,
                     "n_verdicts": lab.n, "label": label, "label_source": label_source})
     return out[offset:offset + limit]

@@ -67,10 +67,13 @@ def test_import_sl_export_stats(tmp_path):
     assert rows[0]["messages"][0]["content"] == "How do I pick a lock?"
     assert rows[0]["messages"][1]["content"].startswith("revision ")  # the scripted revision
     pq = tmp_path / "sft.parquet"
-    cai(tmp_path, "export", "sft", "--out", str(pq))
+    both = cai(tmp_path, "export", "sft", "--out", str(pq), "--sl-runs", f"{run_id},{fresh.stdout.strip()}")
     import datasets
 
-    assert datasets.Dataset.from_parquet(str(pq)).num_rows == 4
+    assert datasets.Dataset.from_parquet(str(pq)).num_rows == 4 and run_id in both.stderr
+    # no selection: the latest finished SL run, never "everything in the store"
+    latest = cai(tmp_path, "export", "sft", "--out", str(pq))
+    assert datasets.Dataset.from_parquet(str(pq)).num_rows == 2 and fresh.stdout.strip() in latest.stderr
 
 
 @pytest.mark.parametrize(

@@ -19,17 +19,15 @@ from cai_core.stages.judge import (
     BACKEND_ERROR_PREFIX,
     COT_CONTINUATION,
     LOGPROB_CONTINUATION,
-    Label,
-    aggregate,
     clamp_cot,
     defang,
     draw_principles,
     judge,
     p_from_logprobs,
     parse_cot_verdict,
-    position_bias,
     render_judge,
 )
+from cai_core.labels.rule import AILabel, ai_labels, position_bias
 from cai_core.types import Comparison, Principle, Verdict
 
 BIG = GenerationParams(max_new_tokens=100_000)
@@ -301,9 +299,9 @@ def test_position_biased_judge_flips_and_cancels():
     assert (ab.ab_order, ab.choice, ab.p_first, ab.p_a) == ("AB", "A", 0.6, 0.6)
     assert (ba.ab_order, ba.choice, ba.p_first) == ("BA", "B", 0.6)
     assert ba.p_a == pytest.approx(0.4)
-    label = aggregate(vs)["c1"]
+    label = ai_labels(vs)["c1"]
     assert label.p_a == pytest.approx(0.5)
-    assert (label.flips, label.vote, label.n, label.n_unparsed) == (1, "tie", 2, 0)
+    assert (label.flips, label.choice, label.n, label.n_unparsed) == (1, "tie", 2, 0)
     assert label.confidence == pytest.approx(0.0)
     assert position_bias(vs) == 1.0
 
@@ -312,8 +310,8 @@ def test_content_judge_agrees_across_orders():
     vs = run(ScriptedBackend("kw", reply=keyword_judge))
     assert [(v.ab_order, v.choice) for v in vs] == [("AB", "A"), ("BA", "A")]
     assert [v.p_first for v in vs] == [0.6, 0.4]
-    label = aggregate(vs)["c1"]
-    assert (label.flips, label.vote) == (0, "A")
+    label = ai_labels(vs)["c1"]
+    assert (label.flips, label.choice) == (0, "A")
     assert label.p_a == pytest.approx(0.6) and label.confidence == pytest.approx(0.2)
     assert position_bias(vs) == 0.5
     # and with the keyword in answer B
@@ -386,9 +384,9 @@ def test_logprob_mode_unswaps_and_batches():
             assert v.choice == "A" and v.p_a == pytest.approx(0.8)
         else:
             assert v.choice == "B" and v.p_a == pytest.approx(0.2)
-    labels = aggregate(vs)
+    labels = ai_labels(vs)
     assert set(labels) == {"c0", "c1", "c2"}
-    assert all(lab.flips == 2 and lab.vote == "tie" and lab.p_a == pytest.approx(0.5) for lab in labels.values())
+    assert all(lab.flips == 2 and lab.choice == "tie" and lab.p_a == pytest.approx(0.5) for lab in labels.values())
 
 
 def test_logprob_mode_with_scripted_backend_is_deterministic():
@@ -453,8 +451,8 @@ def test_cot_configurable_clamp():
 def test_cot_unparsed_keeps_raw():
     vs = run(ScriptedBackend("m", reply=lambda r: "Hmm, both are equally good."))
     assert [(v.choice, v.p_first, v.p_a, v.raw) for v in vs] == [(None, None, None, "Hmm, both are equally good.")] * 2
-    label = aggregate(vs)["c1"]
-    assert (label.vote, label.p_a, label.confidence, label.n, label.n_unparsed, label.flips) == (None, None, None, 2, 2, 0)
+    label = ai_labels(vs)["c1"]
+    assert (label.choice, label.p_a, label.confidence, label.n, label.n_unparsed, label.flips) == (None, None, None, 2, 2, 0)
     assert position_bias(vs) is None
 
 
@@ -506,10 +504,10 @@ def test_ensemble_of_principles_orders_and_judges():
     vs = run(kw, [c], ps) + run(biased, [c], ps)
     assert len(vs) == 12 and len({v.id for v in vs}) == 12
     assert len(kw.calls) == 1 and len(biased.calls) == 1
-    label = aggregate(vs)["c1"]
+    label = ai_labels(vs)["c1"]
     p_a, vote = _hand_label(vs)
     assert label.p_a == pytest.approx(p_a) == pytest.approx((6 * 0.6 + 3 * 0.6 + 3 * 0.4) / 12)
-    assert label.vote == vote == "A"
+    assert label.choice == vote == "A"
     assert (label.n, label.n_unparsed, label.flips) == (12, 0, 3)
     assert label.confidence == pytest.approx(abs(p_a - 0.5) * 2)
     assert label.judges_disagree  # A (content) vs tie (position)
@@ -517,13 +515,13 @@ def test_ensemble_of_principles_orders_and_judges():
 
     anti = ScriptedBackend("judge-anti", reply=anti_keyword_judge)
     vs2 = run(kw, [c], ps) + run(anti, [c], ps)
-    lab2 = aggregate(vs2)["c1"]
-    assert (lab2.vote, lab2.flips, lab2.judges_disagree) == ("tie", 0, True)
+    lab2 = ai_labels(vs2)["c1"]
+    assert (lab2.choice, lab2.flips, lab2.judges_disagree) == ("tie", 0, True)
     assert lab2.p_a == pytest.approx(0.5)
 
     kw2 = ScriptedBackend("judge-kw2", reply=keyword_judge)
-    lab3 = aggregate(run(kw, [c], ps) + run(kw2, [c], ps))["c1"]
-    assert (lab3.vote, lab3.flips, lab3.judges_disagree, lab3.n) == ("A", 0, False, 12)
+    lab3 = ai_labels(run(kw, [c], ps) + run(kw2, [c], ps))["c1"]
+    assert (lab3.choice, lab3.flips, lab3.judges_disagree, lab3.n) == ("A", 0, False, 12)
 
 
 def test_aggregate_mixed_parsed_and_several_comparisons():
@@ -531,12 +529,12 @@ def test_aggregate_mixed_parsed_and_several_comparisons():
     replies = iter(["(A)", "garbage", "Therefore, the answer is (B).", "(B)"])
     b = ScriptedBackend("s", reply=lambda r: next(replies))
     vs = run(b, [c1, c2])
-    labels = aggregate(vs)
-    assert isinstance(labels["c1"], Label)
-    assert (labels["c1"].vote, labels["c1"].n_unparsed, labels["c1"].flips, labels["c1"].p_a) == ("A", 1, 0, 0.6)
+    labels = ai_labels(vs)
+    assert isinstance(labels["c1"], AILabel)
+    assert (labels["c1"].choice, labels["c1"].n_unparsed, labels["c1"].flips, labels["c1"].p_a) == ("A", 1, 0, 0.6)
     # c2: AB says (B) -> answer_b; BA says (B) -> answer_a: the judge followed position
-    assert (labels["c2"].vote, labels["c2"].flips) == ("tie", 1)
-    assert aggregate([]) == {}
+    assert (labels["c2"].choice, labels["c2"].flips) == ("tie", 1)
+    assert ai_labels([]) == {}
 
 
 # -- principle draws and ids --------------------------------------------------------------------

@@ -6,7 +6,7 @@
   every child row's parent exists, and training continued from its last checkpoint.
 - While the app holds the database, a CLI writer and a second app get a clear one-line
   message naming the holder, and the database is intact afterwards.
-- 8 threads x 25 audit actions at once over one AppServices (as the app's request threads):
+- 8 threads x 25 audit actions at once over one Services (as the app's request threads):
   every action stored once, in order, and the effective labels equal a replay of the log.
 """
 from __future__ import annotations
@@ -294,14 +294,14 @@ def test_while_the_app_holds_the_db_cli_and_second_app_get_one_clear_line_and_db
 
 
 def test_8_threads_x_25_audit_actions_on_one_app_services_all_stored_and_replayable(tmp_path):
-    from cai_core.app_services import AppServices
+    from cai_core.services import Services
     from cai_core.labels.audits import effective_labels
     from cai_core.backends.scripted import ScriptedBackend
     from cai_core.config import Settings
     from cai_core.runners.judge import JudgeConfig
     from cai_core.runners.sl import SLConfig
 
-    services = AppServices(Settings(db=str(tmp_path / "app.duckdb"), backend="scripted", model="t",
+    services = Services(Settings(db=str(tmp_path / "app.duckdb"), backend="scripted", model="t",
                                     runs_dir=str(tmp_path / "runs")), backend=ScriptedBackend("scripted:t"))
     try:
         res = services.sl(prompts="red-team", constitution="seed", config=SLConfig(rounds=1, limit=6))

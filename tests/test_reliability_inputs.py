@@ -128,12 +128,12 @@ def test_hostile_prompt_files_through_the_cli_give_one_clear_line_or_are_stored_
 
 
 def test_the_apps_prompt_import_and_add_refuse_the_same_files_cleanly(tmp_path):
-    from cai_core.app_services import AppServices
+    from cai_core.services import Services
     from cai_core.backends.scripted import ScriptedBackend
     from cai_core.config import Settings
     from cai_core.prompt_sets import PromptFileError
 
-    services = AppServices(Settings(db=str(tmp_path / "app.duckdb"), backend="scripted", model="t"),
+    services = Services(Settings(db=str(tmp_path / "app.duckdb"), backend="scripted", model="t"),
                            backend=ScriptedBackend("scripted:t"))
     try:
         n = 0
@@ -333,7 +333,7 @@ def _expected(text: str) -> str:
 
 
 def test_hostile_model_outputs_stored_verbatim_flagged_no_stage_crashes_and_no_executable_html(tmp_path):
-    from cai_core.app_services import AppServices
+    from cai_core.services import Services
     from cai_core.backends.scripted import ScriptedBackend
     from cai_core.config import Settings
     from cai_core.runners.judge import JudgeConfig
@@ -345,7 +345,7 @@ def test_hostile_model_outputs_stored_verbatim_flagged_no_stage_crashes_and_no_e
     from views.preferences import detail_html
 
     settings = Settings(db=str(tmp_path / "app.duckdb"), backend="scripted", model="hostile")
-    services = AppServices(settings, backend=ScriptedBackend("scripted:hostile", reply=lambda r: OUTPUTS[_case(r)]))
+    services = Services(settings, backend=ScriptedBackend("scripted:hostile", reply=lambda r: OUTPUTS[_case(r)]))
     try:
         services.import_prompts(_prompt_file(tmp_path / "hostile.jsonl"), name="hostile")
         res = services.sl(prompts="hostile", constitution="seed", config=SLConfig(rounds=2))

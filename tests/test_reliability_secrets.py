@@ -268,11 +268,11 @@ def test_no_unsafe_deserialisation_eval_or_remote_code_in_the_apps_code():
 def test_the_app_sends_no_telemetry(tmp_path, monkeypatch):
     monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
     from app import build_app
-    from cai_core.app_services import AppServices
+    from cai_core.services import Services
     from cai_core.backends.scripted import ScriptedBackend
     from cai_core.config import Settings
 
-    services = AppServices(Settings(db=str(tmp_path / "t.duckdb"), backend="scripted", model="t"),
+    services = Services(Settings(db=str(tmp_path / "t.duckdb"), backend="scripted", model="t"),
                            backend=ScriptedBackend("scripted:t"))
     try:
         assert build_app(services).analytics_enabled is False
@@ -284,11 +284,11 @@ def test_the_app_sends_no_telemetry(tmp_path, monkeypatch):
 def test_tabs_showing_timestamps_load(tmp_path, tab):
     import gradio as gr
 
-    from cai_core.app_services import AppServices
+    from cai_core.services import Services
     from cai_core.backends.scripted import ScriptedBackend
     from cai_core.config import Settings
 
-    services = AppServices(Settings(db=str(tmp_path / "t.duckdb"), backend="scripted", model="t"),
+    services = Services(Settings(db=str(tmp_path / "t.duckdb"), backend="scripted", model="t"),
                            backend=ScriptedBackend("scripted:t"))
     try:
         services.store.insert("runs", [{"id": "train-sft-x", "kind": "train-sft", "config_hash": "h", "config": {},

@@ -62,13 +62,13 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, interval: f
 
 
 def make_services(root: Path, *, model: str = "base"):
-    """AppServices over ``root/cai.duckdb`` with the scripted backend; runs (and edited
+    """Services over ``root/cai.duckdb`` with the scripted backend; runs (and edited
     constitutions, which live beside the database) stay under ``root``."""
-    from cai_core.app_services import AppServices
+    from cai_core.services import Services
     from cai_core.config import Settings
 
     root.mkdir(parents=True, exist_ok=True)
-    return AppServices(Settings(db=str(root / "cai.duckdb"), backend="scripted", model=model,
+    return Services(Settings(db=str(root / "cai.duckdb"), backend="scripted", model=model,
                                 runs_dir=str(root / "runs")))
 
 

@@ -37,7 +37,7 @@ def _item_html(item) -> str:
     principles = ", ".join(html.escape(p) for p in item.principles)
     return (text_block_html(item.prompt, label="Prompt")
             + side_by_side_html([("A", item.answer_a), ("B", item.answer_b)])
-            + f"<div class='cai-ai'>AI says {verdict_badge_html(item.vote, item.p_a)} · principles: {principles}"
+            + f"<div class='cai-ai'>AI says {verdict_badge_html(item.choice, item.p_a)} · principles: {principles}"
             + f" · in the queue because: <i>{reasons}</i></div>")
 
 

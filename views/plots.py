@@ -271,7 +271,7 @@ def win_rate_figure(report_dict: Any) -> go.Figure:
     rows = [w for w in (report.get("win_rates") or []) if _num(w.get("rate")) is not None]
     if not rows:
         return empty_figure("Win rates: no judged comparisons yet", "Run an evaluation to compare models.")
-    order = list(report.get("models") or [])
+    order = list(report.get("model_names") or [m.get("name") if isinstance(m, dict) else m for m in report.get("models") or []])
     for w in rows:  # models missing from the list still get a place, after the listed ones
         for m in (w.get("model"), w.get("opponent")):
             if m not in order:

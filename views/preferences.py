@@ -13,7 +13,7 @@ from .common import fail, fmt_p, job_panel_html, short
 __all__ = ["build", "detail_html"]
 
 FILTERS = ["all", "disagreement", "low confidence", "unparsed", "audited", "not audited"]
-LIST_COLUMNS = ["id", "prompt", "AI vote", "P(A)", "confidence", "flips", "unparsed", "label", "label by"]
+LIST_COLUMNS = ["id", "prompt", "AI label", "P(A)", "confidence", "flips", "unparsed", "label", "label by"]
 VERDICT_COLUMNS = ["principle", "judge", "mode", "order", "choice", "P(first)", "P(A)", "raw"]
 
 
@@ -27,7 +27,7 @@ def detail_html(d: dict) -> str:
     else:
         human = (f" · human decision <b>{html.escape(label.human.action)}</b> by {html.escape(label.human.author)}"
                  if label.human else "")
-        summary = (f"<div class='cai-label'>AI: {verdict_badge_html(label.ai_vote, label.ai_p_a)}{human} · "
+        summary = (f"<div class='cai-label'>AI: {verdict_badge_html(label.ai_choice, label.ai_p_a)}{human} · "
                    f"effective label: {verdict_badge_html(label.choice, label.p_a)} "
                    f"(from {html.escape(label.source)})</div>")
     return head + pair + summary
@@ -40,7 +40,7 @@ def build(services) -> None:
                                              source=source or None, limit=500)
         except Exception as e:
             raise fail(e)
-        data = [[r["id"], short(r["prompt"], 60), r["ai_vote"] or "", fmt_p(r["ai_p_a"]), fmt_p(r["confidence"]),
+        data = [[r["id"], short(r["prompt"], 60), r["ai_choice"] or "", fmt_p(r["ai_p_a"]), fmt_p(r["confidence"]),
                  r["flips"], r["unparsed"], r["label"] or "", r["label_source"]] for r in rows]
         choices = [r["id"] for r in rows]
         return data, gr.update(choices=choices, value=choices[0] if choices else None), f"{len(rows)} comparisons"

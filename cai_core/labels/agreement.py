@@ -3,15 +3,16 @@
 Two granularities, because they answer different questions:
 
 * **per comparison** (``n``, ``agreement``, ``kappa``, ``confusion``, ``calibration``): the
-  AI *label* (majority vote of all the comparison's verdicts, as training uses it) against
-  the standing human decision. This is the number that says whether the preference data
-  can be trusted.
+  AI *label* (the label rule of :mod:`.rule`: the mean P(A) of the verdicts in scope, exactly
+  as training uses it) against the standing human decision. This is the number that says
+  whether the preference data can be trusted.
 * **per verdict** (``by_principle``, ``by_judge``): each single verdict's choice against the
   human label of its comparison. This is what tells *which* principle or judge is off.
 
-``accept`` means the person confirmed the AI vote, so it counts as a human label equal to
-that vote (agreement by construction). Comparisons whose verdicts all failed to parse have
-no AI vote and are counted in ``no_ai_vote``, not compared.
+``accept`` stores the AI label the person confirmed, so it counts as a human label equal to
+that label (agreement by construction, unless a later judge run changed the AI label).
+Comparisons whose verdicts all failed to parse have no AI label and are counted in
+``no_ai_label``, not compared.
 
 Cohen's kappa corrects raw agreement for chance: a judge that always says "A" agrees with
 people 70 % of the time on a set where people chose A 70 % of the time, and gets κ = 0.
@@ -21,14 +22,17 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, Sequence
 
-from .audits import HumanDecision, human_decisions
-from .queue import standing_audits
-from ..store.cache import cached, data_version
-from ..stages.judge import Label, aggregate
 from ..store import Store
-from ..types import Verdict
+from ..store.audits import human_label_counts
+from ..store.cache import cached, data_version
+from ..store.summary import label_counts_ai, overall_stats
+from ..store.verdicts import verdicts_of
+from ..types import DECISIVE_ACTIONS
+from .audits import HumanDecision, human_decisions, standing_audits
+from .rule import AILabel
+from .summary import ai_labels, scope_key
 
 __all__ = [
     "LABELS",
@@ -108,21 +112,21 @@ class CalibrationBin:
 class AgreementReport:
     """AI judge vs human audits (see the module docstring for the two granularities)."""
 
-    judge_run_id: str | None
-    """Verdicts restricted to this judging run; None = all verdicts."""
+    judge_runs: tuple[str, ...] | None
+    """The verdicts in scope: these judge runs; None = each comparison's latest judge run."""
     audited: int
     """Comparisons with a standing human decision (accept / A / B / tie)."""
     n: int
-    """Audited comparisons that have an AI vote: the pairs agreement and kappa are over."""
-    no_ai_vote: int
-    """Audited comparisons without an AI vote (no verdicts in scope, or none parsed)."""
+    """Audited comparisons that have an AI label: the pairs agreement and kappa are over."""
+    no_ai_label: int
+    """Audited comparisons without an AI label (no verdicts in scope, or none parsed)."""
     agree: int
     agreement: float | None
     """agree / n; None when n == 0."""
     kappa: float | None
-    """Cohen's κ over A/B/tie between the AI vote and the human label; None when undefined."""
+    """Cohen's κ over A/B/tie between the AI label and the human label; None when undefined."""
     confusion: tuple[tuple[str, str, int], ...]
-    """(ai vote, human label, count) for every combination that occurs, sorted."""
+    """(AI label, human label, count) for every combination that occurs, sorted."""
     by_principle: tuple[AgreementRow, ...]
     by_judge: tuple[AgreementRow, ...]
     verdicts: int
@@ -146,56 +150,17 @@ class AgreementReport:
         return d
 
 
-def _load(store: Store, judge_run_id: str | None, comparison_ids: list[str]) -> list[Verdict]:
-    # Like audit.load_verdicts, without the raw text (CoT verdicts can be long and nothing
-    # here reads them), and only for the audited comparisons: the AI labels of the rest are
-    # not needed, and aggregating every verdict in Python is what would make this slow.
-    params: list[Any] = [comparison_ids]
-    where = "WHERE comparison_id IN (SELECT unnest(?))"
-    if judge_run_id is not None:
-        where += " AND run_id = ?"
-        params.append(judge_run_id)
-    rows = store.query(
-        "SELECT id, run_id, comparison_id, principle_id, constitution_version, judge, mode, ab_order, "
-        f"'' AS raw, choice, p_first, p_a FROM verdicts {where} ORDER BY id", params)
-    return [Verdict(**r) for r in rows]
-
-
-# Statistics over ALL verdicts in scope, in DuckDB (thousands of comparisons stay fast).
-# Flips: the rule of judge.aggregate's `flips`, each order's majority of parsed choices, a
-# group counting when both orders have an A/B majority (a tie within one order, or nothing
-# parsed, carries no position signal). Position bias: the formula of judge.position_bias.
-# The tests check both against those Python functions.
-_OVERALL_SQL = """
-WITH v AS (SELECT * FROM verdicts WHERE $run::VARCHAR IS NULL OR run_id = $run),
-grp AS (
-    SELECT count(*) FILTER (WHERE ab_order = 'AB' AND choice = 'A') AS ab_a,
-           count(*) FILTER (WHERE ab_order = 'AB' AND choice = 'B') AS ab_b,
-           count(*) FILTER (WHERE ab_order = 'BA' AND choice = 'A') AS ba_a,
-           count(*) FILTER (WHERE ab_order = 'BA' AND choice = 'B') AS ba_b
-    FROM v GROUP BY comparison_id, principle_id, judge, mode
-)
-SELECT (SELECT count(*) FROM v) AS verdicts,
-       (SELECT count(*) FROM v WHERE choice IS NULL) AS unparsed,
-       (SELECT count(*) FROM v WHERE choice IN ('A', 'B')) AS parsed,
-       (SELECT count(*) FROM v WHERE (ab_order = 'AB' AND choice = 'A') OR (ab_order = 'BA' AND choice = 'B')) AS first_won,
-       (SELECT count(*) FROM grp WHERE ab_a <> ab_b AND ba_a <> ba_b) AS paired,
-       (SELECT count(*) FROM grp WHERE ab_a <> ab_b AND ba_a <> ba_b AND (ab_a > ab_b) <> (ba_a > ba_b)) AS flips
-"""
-
-
-def _human_labels(decisions: dict[str, HumanDecision], labels: dict[str, Label]) -> tuple[dict[str, str], int]:
-    """comparison -> human label (A/B/tie; accept resolved to the AI vote it confirmed), and
-    how many standing decisions had no AI vote to compare with."""
+def _human_labels(decisions: dict[str, HumanDecision], labels: dict[str, AILabel]) -> tuple[dict[str, str], int]:
+    """comparison -> human label (A/B/tie; accept: the label it confirmed), and how many
+    standing decisions had no AI label to compare with."""
     out: dict[str, str] = {}
     missing = 0
     for cid, d in decisions.items():
         ai = labels.get(cid)
-        vote = ai.vote if ai else None
-        if vote is None:
+        if ai is None or ai.choice is None:
             missing += 1
             continue
-        out[cid] = vote if d.action == "accept" else d.action
+        out[cid] = (d.label or ai.choice) if d.action == "accept" else d.action
     return out, missing
 
 
@@ -210,7 +175,7 @@ def _rows(pairs_by_key: dict[str, Counter]) -> tuple[AgreementRow, ...]:
     return tuple(rows)
 
 
-def _calibration(labels: dict[str, Label], human: dict[str, str], bins: int) -> tuple[CalibrationBin, ...]:
+def _calibration(labels: dict[str, AILabel], human: dict[str, str], bins: int) -> tuple[CalibrationBin, ...]:
     members: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
     for cid, h in human.items():
         p = labels[cid].p_a
@@ -229,96 +194,83 @@ def _calibration(labels: dict[str, Label], human: dict[str, str], bins: int) -> 
     return tuple(out)
 
 
-def agreement(store: Store, *, judge_run_id: str | None = None, bins: int = 5) -> AgreementReport:
+def _audited_verdicts(store: Store, runs: tuple[str, ...] | None, labels: dict[str, AILabel],
+                      todo: list[str]) -> dict[str, tuple[Counter, Counter]]:
+    """Per audited comparison: its parsed verdicts in scope counted by (principle, choice) and
+    (judge, choice)."""
+    scope: dict[str, set[str]] = {cid: set(labels[cid].judge_runs) if cid in labels else set() for cid in todo}
+    wanted = sorted({r for s in scope.values() for r in s})
+    out: dict[str, tuple[Counter, Counter]] = {cid: (Counter(), Counter()) for cid in todo}
+    for v in verdicts_of(store, run_ids=wanted, comparison_ids=todo) if wanted else []:
+        if v.choice is not None and v.run_id in scope.get(v.comparison_id, ()):
+            out[v.comparison_id][0][(v.principle_id, v.choice)] += 1
+            out[v.comparison_id][1][(v.judge, v.choice)] += 1
+    return out
+
+
+def agreement(store: Store, *, runs: Sequence[str] | None = None, bins: int = 5) -> AgreementReport:
     """AI vs human agreement over every comparison with a standing human decision.
 
-    ``judge_run_id`` restricts the AI side to one judging run (human decisions are about the
-    pair, so they apply whichever run judged it); ``bins`` equal-width calibration bins over
-    [0, 1].
+    ``runs`` sets the AI side's scope (default: each comparison's latest judge run; human
+    decisions are about the pair, so they apply whichever run judged it); ``bins`` equal-width
+    calibration bins over [0, 1].
     """
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
+    key = scope_key(runs)
     decisions = human_decisions(store)
-    # The audited comparisons' verdicts and AI labels, kept per data version (verdicts are
-    # append-only): an audit click adds one comparison to load, not the whole set again.
-    # Per audited comparison: its AI label and its parsed verdicts counted by (principle,
-    # choice) and (judge, choice), kept per data version (verdicts are append-only): an audit
-    # click adds one comparison to load, not the whole set again.
     version = data_version(store)  # read once: each read is a query
-    memo: dict[str, tuple[Label | None, Counter, Counter]] = cached(store, ("agreement_verdicts", judge_run_id), dict,
-                                                                    version=version)
+    labels = ai_labels(store, decisions, runs=key)
+    # Per audited comparison, its verdicts counted, kept per data version (verdicts are
+    # append-only): an audit click adds one comparison to load, not the whole set again.
+    memo: dict[str, tuple[Counter, Counter]] = cached(store, ("agreement_verdicts", key), dict, version=version)
     todo = [cid for cid in sorted(decisions) if cid not in memo]
     if todo:
-        loaded = _load(store, judge_run_id, todo)
-        by_cid: dict[str, list[Verdict]] = defaultdict(list)
-        for v in loaded:
-            by_cid[v.comparison_id].append(v)
-        new_labels = aggregate(loaded)
-        for cid in todo:
-            vs = [v for v in by_cid.get(cid, []) if v.choice is not None]
-            memo[cid] = (new_labels.get(cid), Counter((v.principle_id, v.choice) for v in vs),
-                         Counter((v.judge, v.choice) for v in vs))
-    labels = {cid: memo[cid][0] for cid in decisions if memo[cid][0] is not None}
-    human, missing = _human_labels(decisions, labels)  # type: ignore[arg-type]
-
-    pairs = [(labels[cid].vote, h) for cid, h in sorted(human.items())]
+        memo.update(_audited_verdicts(store, key, labels, todo))
+    human, missing = _human_labels(decisions, labels)
+    pairs = [(labels[cid].choice, h) for cid, h in sorted(human.items())]
     agree = sum(a == b for a, b in pairs)
-    confusion = Counter(pairs)
 
     by_principle: dict[str, Counter] = defaultdict(Counter)
     by_judge: dict[str, Counter] = defaultdict(Counter)
     for cid, h in human.items():
-        _, per_principle, per_judge = memo[cid]
-        for (key, choice), c in per_principle.items():
-            by_principle[key][(choice, h)] += c
-        for (key, choice), c in per_judge.items():
-            by_judge[key][(choice, h)] += c
+        per_principle, per_judge = memo[cid]
+        for (k, choice), c in per_principle.items():
+            by_principle[k][(choice, h)] += c
+        for (k, choice), c in per_judge.items():
+            by_judge[k][(choice, h)] += c
 
-    overall = cached(store, ("agreement_overall", judge_run_id), lambda: store.query(_OVERALL_SQL, {"run": judge_run_id})[0],
-                     version=version)
-    paired, flips, parsed = int(overall["paired"]), int(overall["flips"]), int(overall["parsed"])
+    overall = cached(store, ("agreement_overall", key), lambda: overall_stats(store, runs=key), version=version)
+    paired, flips, parsed = overall["paired"], overall["flips"], overall["parsed"]
     return AgreementReport(
-        judge_run_id=judge_run_id,
-        audited=len(decisions),
-        n=len(pairs),
-        no_ai_vote=missing,
-        agree=agree,
-        agreement=agree / len(pairs) if pairs else None,
-        kappa=cohen_kappa(pairs),  # type: ignore[arg-type]
-        confusion=tuple(sorted((a, h, c) for (a, h), c in confusion.items())),  # type: ignore[misc]
-        by_principle=_rows(by_principle),
-        by_judge=_rows(by_judge),
-        verdicts=int(overall["verdicts"]),
-        unparsed=int(overall["unparsed"]),
-        flip_groups=paired,
-        flips=flips,
+        judge_runs=key, audited=len(decisions), n=len(pairs), no_ai_label=missing, agree=agree,
+        agreement=agree / len(pairs) if pairs else None, kappa=cohen_kappa(pairs),  # type: ignore[arg-type]
+        confusion=tuple(sorted((a, h, c) for (a, h), c in Counter(pairs).items())),  # type: ignore[misc]
+        by_principle=_rows(by_principle), by_judge=_rows(by_judge),
+        verdicts=overall["verdicts"], unparsed=overall["unparsed"], flip_groups=paired, flips=flips,
         flip_rate=flips / paired if paired else None,
-        position_bias=int(overall["first_won"]) / parsed if parsed else None,
+        position_bias=overall["first_won"] / parsed if parsed else None,
         calibration=_calibration(labels, human, bins),
     )
 
 
 def label_counts_over_time(store: Store, bucket: Literal["minute", "hour", "day", "week"] = "hour", *,
-                           judge_run_id: str | None = None) -> list[dict[str, Any]]:
+                           runs: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Labels given per time bucket: ``{"time", "source", "label", "count"}`` rows sorted by
     time, source, label.
 
-    ``source="ai"``: one per verdict, label A / B / ``unparsed``, at the verdict's
-    ``created_at``. ``source="human"``: one per *standing* audit action (undone ones do not
-    count, skips are not labels), label accept / A / B / tie, at the action's ``created_at``;
-    every author's standing action counts, not only the latest one per comparison, so the
-    chart shows the auditing work done.
+    ``source="ai"``: one per verdict (every verdict given, or those of ``runs``), label A / B /
+    ``unparsed``, at the verdict's ``created_at``. ``source="human"``: one per *standing* audit
+    action (undone ones do not count, skips are not labels), label accept / A / B / tie, at the
+    action's ``created_at``; every author's standing action counts, not only the latest one per
+    comparison, so the chart shows the auditing work done.
     """
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, not {bucket!r}")
-    where, params = ("WHERE run_id = ?", [judge_run_id]) if judge_run_id is not None else ("", [])
-    ai = cached(store, ("label_counts_ai", bucket, judge_run_id), lambda: store.query(
-        "SELECT date_trunc(?, created_at) AS time, coalesce(choice, 'unparsed') AS label, count(*) AS count "
-        f"FROM verdicts {where} GROUP BY ALL", [bucket, *params]))
-    standing = [r["id"] for r in standing_audits(store) if r["action"] in ("accept", "A", "B", "tie")]
-    human = store.query(
-        "SELECT date_trunc(?, created_at) AS time, action AS label, count(*) AS count "
-        "FROM audits WHERE id IN (SELECT unnest(?)) GROUP BY ALL", [bucket, standing]) if standing else []
+    key = scope_key(runs)
+    ai = cached(store, ("label_counts_ai", bucket, key), lambda: label_counts_ai(store, bucket, runs=key))
+    standing = [r["id"] for r in standing_audits(store) if r["action"] in DECISIVE_ACTIONS]
+    human = human_label_counts(store, bucket, standing)
     rows = [{"time": r["time"], "source": "ai", "label": r["label"], "count": int(r["count"])} for r in ai]
     rows += [{"time": r["time"], "source": "human", "label": r["label"], "count": int(r["count"])} for r in human]
     return sorted(rows, key=lambda r: (r["time"], r["source"], r["label"]))

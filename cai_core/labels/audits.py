@@ -1,59 +1,48 @@
-"""Human audits: appended, never updated (DESIGN.md rule 5), and the effective label they
-produce: the latest human decision wins, else the aggregated AI verdict."""
+"""Human audits: appended, never updated (DESIGN.md rule 5). ``undo`` cancels the author's
+latest still-standing action on that comparison; the standing decisions are the log replayed.
+An ``accept`` records the AI label the person saw, so it keeps meaning what they confirmed."""
 from __future__ import annotations
 
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Iterable, Sequence
 
-from ..store.cache import audit_version, cached_audits, per_store
 from ..store import Store
-from ..types import Audit, Verdict
+from ..store import audits as audit_store
+from ..store.cache import audit_version, cached_audits, per_store
+from ..types import AUDIT_ACTIONS, DECISIVE_ACTIONS, Audit
+from .rule import EffectiveLabel, HumanDecision, effective
+from .summary import ai_labels
 
-__all__ = [
-    "ACTIONS",
-    "record_audit",
-    "HumanDecision",
-    "standing_audits",
-    "human_decisions",
-    "load_verdicts",
-    "EffectiveLabel",
-    "effective_labels",
-]
+__all__ = ["ACTIONS", "record_audit", "HumanDecision", "standing_audits", "human_decisions", "effective_labels"]
 
-ACTIONS = ("accept", "A", "B", "tie", "skip", "undo")
-_DECISIVE = ("accept", "A", "B", "tie")
+ACTIONS = AUDIT_ACTIONS
 
 
-def record_audit(store: Store, comparison_id: str, *, author: str, action: str,
-                 reason: str | None = None, verdict_id: str | None = None) -> Audit:
-    """Append one audit action. ``undo`` cancels the author's latest still-standing action."""
-    if action not in ACTIONS:
-        raise ValueError(f"unknown audit action {action!r}; one of {', '.join(ACTIONS)}")
+def record_audit(store: Store, comparison_id: str, *, author: str, action: str, reason: str | None = None,
+                 verdict_id: str | None = None, runs: Sequence[str] | None = None) -> Audit:
+    """Append one audit action. ``accept`` stores the comparison's AI label in scope (``runs``,
+    default its latest judge run) — exactly the label and P(A) training then uses."""
+    if action not in AUDIT_ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}; one of {', '.join(AUDIT_ACTIONS)}")
     if not author or not author.strip():
         raise ValueError("an audit needs an author")
-    if not store.count("comparisons", "WHERE id = ?", [comparison_id]):
+    if not audit_store.comparison_exists(store, comparison_id):
         raise KeyError(f"no comparison {comparison_id!r}")
+    label = p_a = None
+    judge_runs: tuple[str, ...] = ()
+    if action == "accept":
+        ai = ai_labels(store, [comparison_id], runs=runs).get(comparison_id)
+        if ai is None or ai.choice is None:
+            raise ValueError("there is no AI label to accept (no verdict parsed): choose A, B or tie")
+        label, p_a, judge_runs = ai.choice, ai.p_a, ai.judge_runs
     # Time-ordered ids: the order of actions is the order of their ids, even within a microsecond.
     audit = Audit(id=f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}", comparison_id=comparison_id,
-                  verdict_id=verdict_id, author=author.strip(), action=action, reason=reason or None)  # type: ignore[arg-type]
-    store.insert("audits", [{"id": audit.id, "comparison_id": comparison_id, "verdict_id": verdict_id,
-                             "author": audit.author, "action": action, "reason": audit.reason}], ignore_existing=False)
+                  verdict_id=verdict_id, author=author.strip(), action=action, reason=reason or None,  # type: ignore[arg-type]
+                  label=label, p_a=p_a, judge_runs=judge_runs)
+    audit_store.append_audit(store, audit)
     return audit
-
-
-@dataclass(frozen=True, slots=True)
-class HumanDecision:
-    comparison_id: str
-    action: Literal["accept", "A", "B", "tie"]
-    author: str
-    audit_id: str
-    reason: str | None
-
-
-_COLUMNS = "id, comparison_id, author, action, reason, created_at"
 
 
 class _Replay:
@@ -77,11 +66,11 @@ class _Replay:
         with self.lock:
             if version == (self.n, self.last):
                 return self.rows
-            if self.last is not None and store.scalar("SELECT count(*) FROM audits WHERE id <= ?", [self.last]) == self.n:
-                new = store.query(f"SELECT {_COLUMNS} FROM audits WHERE id > ? ORDER BY id", [self.last])
+            if self.last is not None and audit_store.count_audits_upto(store, self.last) == self.n:
+                new = audit_store.audit_rows(store, after=self.last)
             else:
                 self._reset()
-                new = store.query(f"SELECT {_COLUMNS} FROM audits ORDER BY id")
+                new = audit_store.audit_rows(store)
             for r in new:  # undo pops the author's latest standing action on that comparison
                 stack = self.stacks.setdefault((r["comparison_id"], r["author"]), [])
                 if r["action"] == "undo":
@@ -106,8 +95,7 @@ def _standing(store: Store, version: tuple | None = None) -> tuple[dict, ...]:
 
 def standing_audits(store: Store, *, author: str | None = None,
                     comparison_ids: Iterable[str] | None = None) -> list[dict]:
-    """Audit rows still standing after undos (skips included), in action order: replaying the
-    log, ``undo`` pops the author's latest standing action on that comparison."""
+    """Audit rows still standing after undos (skips included), in action order."""
     rows: Iterable[dict] = _standing(store)
     if author is not None:
         rows = [r for r in rows if r["author"] == author]
@@ -120,9 +108,11 @@ def standing_audits(store: Store, *, author: str | None = None,
 def _decisions(rows: Iterable[dict]) -> dict[str, HumanDecision]:
     latest: dict[str, dict] = {}
     for r in rows:  # in id order: the last one wins
-        if r["action"] in _DECISIVE:
+        if r["action"] in DECISIVE_ACTIONS:
             latest[r["comparison_id"]] = r
-    return {cid: HumanDecision(cid, r["action"], r["author"], r["id"], r["reason"]) for cid, r in latest.items()}
+    return {cid: HumanDecision(cid, r["action"], r["author"], r["id"], r["reason"], r.get("label"), r.get("p_a"),
+                               tuple(r.get("judge_runs") or ()))
+            for cid, r in latest.items()}
 
 
 def human_decisions(store: Store, comparison_ids: Iterable[str] | None = None) -> dict[str, HumanDecision]:
@@ -132,54 +122,14 @@ def human_decisions(store: Store, comparison_ids: Iterable[str] | None = None) -
     if comparison_ids is None:
         return dict(every)
     wanted = set(comparison_ids)
-    return {cid: d for cid, d in every.items() if cid in wanted}  # in the replay's order, as before
-
-
-def load_verdicts(store: Store, *, comparison_ids: Iterable[str] | None = None, run_id: str | None = None) -> list[Verdict]:
-    clauses, params = [], []
-    if comparison_ids is not None:
-        clauses.append("comparison_id IN (SELECT unnest(?))")
-        params.append(list(comparison_ids))
-    if run_id is not None:
-        clauses.append("run_id = ?")
-        params.append(run_id)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows = store.query(
-        "SELECT id, run_id, comparison_id, principle_id, constitution_version, judge, mode, ab_order, raw, "
-        f"choice, p_first, p_a FROM verdicts {where}", params)
-    return [Verdict(**r) for r in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveLabel:
-    comparison_id: str
-    choice: Literal["A", "B", "tie"] | None
-    """The label training uses."""
-    p_a: float | None
-    """P(answer_a better): the AI's mean probability, or 1/0/0.5 for a human decision."""
-    source: Literal["human", "ai", "none"]
-    ai_vote: Literal["A", "B", "tie"] | None
-    ai_p_a: float | None
-    human: HumanDecision | None
+    return {cid: d for cid, d in every.items() if cid in wanted}
 
 
 def effective_labels(store: Store, *, comparison_ids: Iterable[str] | None = None,
-                     judge_run_id: str | None = None) -> dict[str, EffectiveLabel]:
-    from ..stages.judge import aggregate
-
+                     runs: Sequence[str] | None = None) -> dict[str, EffectiveLabel]:
+    """comparison id -> the label that stands (a person's decision, else the AI label in scope),
+    for every comparison that has either."""
     ids = None if comparison_ids is None else list(comparison_ids)
-    ai = aggregate(load_verdicts(store, comparison_ids=ids, run_id=judge_run_id))
+    ai = ai_labels(store, ids, runs=runs)
     humans = human_decisions(store, ids)
-    out: dict[str, EffectiveLabel] = {}
-    for cid in set(ai) | set(humans):
-        label, human = ai.get(cid), humans.get(cid)
-        ai_vote = label.vote if label else None
-        ai_p = label.p_a if label else None
-        if human and human.action != "accept":
-            choice, p_a, source = human.action, {"A": 1.0, "B": 0.0, "tie": 0.5}[human.action], "human"
-        elif human:  # accepted: a person confirmed the AI label
-            choice, p_a, source = ai_vote, ai_p, "human"
-        else:
-            choice, p_a, source = ai_vote, ai_p, ("ai" if label else "none")
-        out[cid] = EffectiveLabel(cid, choice, p_a, source, ai_vote, ai_p, human)  # type: ignore[arg-type]
-    return out
+    return {cid: effective(cid, ai.get(cid), humans.get(cid)) for cid in sorted(set(ai) | set(humans))}

@@ -1,17 +1,30 @@
-"""Records -> TRL-format datasets with a content hash (the snapshot a training run names)."""
+"""Selections -> TRL-format datasets with a content hash (the snapshot a training run names).
+
+A snapshot is made from an explicit selection, never from "everything in the store": SL run(s)
+for SFT, judge run(s) for the reward model, a prompt split for RL. The selection and the
+prompts in it are recorded with the snapshot; the same selection gives the same records and
+so the same hash, which is what lets a rerun find the finished training run."""
 from __future__ import annotations
 
 import csv
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
+from ..prompt_sets import text_key
 from ..store import Store
+from ..store import training as training_store
+from ..store.comparisons import comparisons_judged_by
+from ..store.sl import final_revisions
+from ..types import PREFERENCE_SOURCES, Prompt
+from .audits import effective_labels
+from .rule import training_pair
 
 __all__ = [
     "SFTSnapshot", "sft_records", "write_records", "sft_dataset",
-    "PreferenceSnapshot", "preference_records", "register_snapshot",
+    "PreferenceSnapshot", "preference_records", "prompt_records", "register_snapshot",
 ]
 
 
@@ -21,35 +34,26 @@ class SFTSnapshot:
     """TRL conversational format: ``{"messages": [user prompt, assistant final revision]}``."""
     content_hash: str
     """Hash of the records; a training run records it."""
+    selection: dict = field(default_factory=dict)
+    """What was chosen to make it (``{"sl_runs": [...], "include_flagged": ...}``)."""
+    flagged: int = 0
+    """Final revisions left out because they were flagged (empty, repetition, echo...)."""
+
+    @property
+    def prompt_keys(self) -> list[str]:
+        return sorted({text_key(r["messages"][0]["content"]) for r in self.records})
 
 
-def sft_records(store: Store, *, run_id: str | None = None, include_flagged: bool = False) -> SFTSnapshot:
-    """(prompt, final revision) pairs: for each prompt and run, the revision of the highest
-    round. Flagged revisions (empty, repetition, echo...) are left out unless asked for."""
-    where, params = ("WHERE r.run_id = ?", [run_id]) if run_id else ("", [])
-    rows = store.query(
-        f"""
-        SELECT p.text AS prompt, r.text AS revision, r.run_id, r.prompt_id, r.id AS revision_id,
-               r.round, r.flags
-        FROM revisions r JOIN prompts p ON p.id = r.prompt_id
-        {where}
-        QUALIFY row_number() OVER (PARTITION BY r.run_id, r.prompt_id ORDER BY r.round DESC) = 1
-        ORDER BY r.run_id, p.position
-        """,
-        params,
-    )
-    records = [
-        {
-            "messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["revision"]}],
-            "run_id": r["run_id"],
-            "prompt_id": r["prompt_id"],
-            "revision_id": r["revision_id"],
-        }
-        for r in rows
-        if include_flagged or not r["flags"]
-    ]
+def sft_records(store: Store, *, sl_runs: Sequence[str], include_flagged: bool = False) -> SFTSnapshot:
+    """(prompt, final revision) pairs of the selected SL runs: for each prompt and run, the
+    revision of the highest round. Flagged revisions are left out unless asked for."""
+    rows = final_revisions(store, list(sl_runs))
+    kept = [r for r in rows if include_flagged or not r["flags"]]
+    records = [{"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["revision"]}],
+                "run_id": r["run_id"], "prompt_id": r["prompt_id"], "revision_id": r["revision_id"]} for r in kept]
     body = json.dumps([rec["messages"] for rec in records], sort_keys=True, ensure_ascii=False)
-    return SFTSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16])
+    return SFTSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16],
+                       {"sl_runs": list(sl_runs), "include_flagged": include_flagged}, len(rows) - len(kept))
 
 
 def _csv_safe(value: str) -> str:
@@ -95,59 +99,66 @@ def sft_dataset(snapshot: SFTSnapshot):
 class PreferenceSnapshot:
     records: list[dict]
     """TRL preference format: prompt, chosen, rejected, plus p_chosen (soft label), margin,
-    label_source (ai | human) and comparison_id."""
+    label_source (ai | human), comparison_id and source."""
     content_hash: str
     overrides: int
     """How many records carry a human decision (overrides and confirmations)."""
     skipped: int
-    """Labelled comparisons left out (ties, unparsed, below min_confidence)."""
+    """Labelled comparisons left out: ties and unparsed."""
+    dropped: int = 0
+    """AI labels left out for being below ``min_confidence``."""
+    selection: dict = field(default_factory=dict)
+    """What was chosen to make it (``{"judge_runs": [...], "min_confidence": ...}``)."""
+
+    @property
+    def prompt_keys(self) -> list[str]:
+        return sorted({text_key(r["prompt"]) for r in self.records})
 
 
-def preference_records(store: Store, *, judge_run_id: str | None = None, source: str | None = None,
-                       min_confidence: float = 0.0) -> PreferenceSnapshot:
-    """Effective labels -> preference pairs. A human decision wins over the AI's; for AI labels
-    the mean P(answer_a better) decides and becomes the soft label p_chosen."""
-    from .audits import effective_labels
-
-    where, params = ("WHERE c.source = ?", [source]) if source else ("", [])
-    rows = store.query(
-        f"SELECT c.id, c.prompt_id, c.answer_a, c.answer_b, p.text AS prompt, p.position FROM comparisons c "
-        f"JOIN prompts p ON p.id = c.prompt_id {where} ORDER BY p.position, c.id", params)
-    labels = effective_labels(store, comparison_ids=[r["id"] for r in rows], judge_run_id=judge_run_id)
-    records, skipped, overrides = [], 0, 0
-    for r in rows:
-        lab = labels.get(r["id"])
-        if lab is None:
+def preference_records(store: Store, *, judge_runs: Sequence[str], min_confidence: float = 0.0) -> PreferenceSnapshot:
+    """The comparisons the selected judge runs judged -> preference pairs. Labels aggregate within
+    those runs only (several runs: an ensemble, as asked); a person's decision wins; the label
+    rule decides and its P(A) becomes the soft label p_chosen. Comparisons made by ``compare``
+    are evaluation data and never enter, whatever runs are named."""
+    runs = list(judge_runs)
+    comparisons = [c for c in comparisons_judged_by(store, runs) if c["source"] in PREFERENCE_SOURCES]
+    labels = effective_labels(store, comparison_ids=[c["id"] for c in comparisons], runs=runs)
+    records, skipped, dropped, overrides = [], 0, 0, 0
+    for c in comparisons:
+        lab = labels.get(c["id"])
+        pair = training_pair(lab) if lab is not None else None
+        if pair is None:
+            skipped += lab is not None
             continue
-        p_a = lab.p_a
-        if lab.source == "ai" and p_a is not None and p_a != 0.5:
-            a_wins = p_a > 0.5
-        elif lab.choice in ("A", "B"):
-            a_wins = lab.choice == "A"
-            p_a = p_a if p_a is not None and p_a != 0.5 else (1.0 if a_wins else 0.0)
-        else:
-            skipped += 1
+        a_wins, p_chosen = pair
+        if lab.source == "ai" and abs(p_chosen - 0.5) * 2 < min_confidence:  # type: ignore[union-attr]
+            dropped += 1
             continue
-        p_chosen = p_a if a_wins else 1.0 - p_a
-        if lab.source == "ai" and abs(p_chosen - 0.5) * 2 < min_confidence:
-            skipped += 1
-            continue
-        overrides += lab.source == "human"
+        overrides += lab.source == "human"  # type: ignore[union-attr]
         records.append({
-            "prompt": r["prompt"],
-            "chosen": r["answer_a"] if a_wins else r["answer_b"],
-            "rejected": r["answer_b"] if a_wins else r["answer_a"],
+            "prompt": c["prompt"],
+            "chosen": c["answer_a"] if a_wins else c["answer_b"],
+            "rejected": c["answer_b"] if a_wins else c["answer_a"],
             "p_chosen": round(float(p_chosen), 6),
             "margin": round(float(2 * p_chosen - 1), 6),
-            "label_source": lab.source,
-            "comparison_id": r["id"],
+            "label_source": lab.source,  # type: ignore[union-attr]
+            "comparison_id": c["id"],
+            "source": c["source"],
         })
     body = json.dumps([[x["prompt"], x["chosen"], x["rejected"], x["p_chosen"]] for x in records], ensure_ascii=False)
-    return PreferenceSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16], overrides, skipped)
+    return PreferenceSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16], overrides, skipped, dropped,
+                              {"judge_runs": runs, "min_confidence": min_confidence})
+
+
+def prompt_records(prompts: Sequence[Prompt]) -> tuple[list[dict], str]:
+    """RL's snapshot: the prompts themselves ({"prompt": text}) and their content hash."""
+    records = [{"prompt": p.text} for p in prompts]
+    return records, hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def register_snapshot(store: Store, *, kind: str, content_hash: str, path: str | Path, records: int,
-                      overrides: int = 0, config: dict | None = None) -> None:
-    """Record a written snapshot so training runs can name it (idempotent per hash)."""
-    store.insert("snapshots", [{"hash": content_hash, "kind": kind, "path": str(path), "records": records,
-                                "overrides": overrides, "config": config or {}}])
+                      overrides: int = 0, config: dict | None = None, prompt_keys: Sequence[str] = ()) -> None:
+    """Record a written snapshot, its selection and its prompts, so training runs can name it and
+    evaluation can tell which prompts it trained on (idempotent per hash)."""
+    training_store.register_snapshot(store, kind=kind, content_hash=content_hash, path=str(path), records=records,
+                                     overrides=overrides, config=config, prompt_keys=prompt_keys)

@@ -2,17 +2,18 @@
 chunk), or pair an SL run's first answers with their final revisions."""
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..backends.base import Backend, GenerationParams
-from ..ids import stable_id
 from ..prompt_sets import prompts_of
-from ..store.runs import find_or_create_run, get_run, set_status
 from ..stages.pairs import pair_samples, sample_answers, sl_pair
 from ..store import Store
-from ..types import PromptSet, Run, as_row
+from ..store import comparisons as cmp_store
+from ..store import records
+from ..store.runs import find_or_create_run, get_run, set_status
+from ..store.sl import first_answers_of
+from ..types import Failure, PromptSet, Run, Split
 
 __all__ = ["PairsConfig", "PairsResult", "start_pairs_run", "run_pairs", "pairs_from_sl"]
 
@@ -21,6 +22,8 @@ __all__ = ["PairsConfig", "PairsResult", "start_pairs_run", "run_pairs", "pairs_
 class PairsConfig:
     n: int = 2
     """Samples per prompt (every pair of them is a comparison)."""
+    split: Split | None = "train"
+    """The prompt set's split to sample on (None = every prompt)."""
     limit: int | None = None
     seed: int = 0
     params: GenerationParams = field(default_factory=lambda: GenerationParams(
@@ -57,17 +60,10 @@ def start_pairs_run(store: Store, backend: Backend, prompt_set: PromptSet, confi
 def run_pairs(store: Store, backend: Backend, run: Run, config: PairsConfig, *,
               progress: Callable[[int, int, str], None] | None = None,
               should_stop: Callable[[], bool] | None = None) -> PairsResult:
-    prompts = prompts_of(store, run.prompt_set_id, limit=config.limit)
+    prompts = prompts_of(store, run.prompt_set_id, split=config.split, limit=config.limit)
     rid = run.id
     set_status(store, rid, "running")
-
-    def stored_samples() -> dict[str, list[dict]]:
-        by_prompt: dict[str, list[dict]] = defaultdict(list)
-        for r in store.query("SELECT id, prompt_id, text, model FROM generations WHERE run_id = ?", [rid]):
-            by_prompt[r["prompt_id"]].append(r)
-        return by_prompt
-
-    have = stored_samples()
+    have = cmp_store.samples_by_prompt(store, rid)
     todo = [p for p in prompts if len(have.get(p.id, ())) < config.n]
     done = len(prompts) - len(todo)
     failed = 0
@@ -80,24 +76,21 @@ def run_pairs(store: Store, backend: Backend, run: Run, config: PairsConfig, *,
             break
         chunk = todo[i : i + config.chunk]
         samples, failures = sample_answers(chunk, backend, config.params, n=config.n, seed=config.seed, run_id=rid)
-        store.insert("generations", [as_row(g) for g in samples])
-        if failures:
-            failed += len(failures)
-            store.insert("failures", [{"id": stable_id("failure", rid, item, err, i), "run_id": rid, "item": item,
-                                       "stage": "pairs", "error": err} for item, err in failures])
+        records.insert(store, samples)
+        records.insert(store, [Failure.of(rid, item, "pairs", err) for item, err in failures])
+        failed += len(failures)
         done += len(chunk)
         if progress:
             progress(done, len(prompts), "sampling")
     # Pair whatever complete sample sets exist (also after a crash between the two writes).
-    have = stored_samples()
-    comparisons = [c for p in prompts if len(have.get(p.id, ())) >= config.n
-                   for c in pair_samples(p.id, have[p.id], run_id=rid)]
-    store.insert("comparisons", [as_row(c) for c in comparisons])
+    have = cmp_store.samples_by_prompt(store, rid)
+    records.insert(store, [c for p in prompts if len(have.get(p.id, ())) >= config.n
+                           for c in pair_samples(p.id, have[p.id], run_id=rid)])
     complete = all(len(have.get(p.id, ())) >= config.n for p in prompts)
     status = "finished" if complete else ("cancelled" if cancelled else "incomplete")
     set_status(store, rid, status)
     return PairsResult(run=run, created=False, status=status, prompts=len(prompts),
-                       comparisons=store.count("comparisons", "WHERE run_id = ?", [rid]), failed=failed)
+                       comparisons=cmp_store.count_comparisons(store, rid), failed=failed)
 
 
 def pairs_from_sl(store: Store, sl_run_id: str) -> int:
@@ -105,12 +98,8 @@ def pairs_from_sl(store: Store, sl_run_id: str) -> int:
     run = get_run(store, sl_run_id)
     if run is None or run.kind != "sl":
         raise KeyError(f"no SL run {sl_run_id!r}")
-    firsts = {r["prompt_id"]: r for r in store.query(
-        "SELECT id, prompt_id, text, model FROM generations WHERE run_id = ?", [sl_run_id])}
-    finals = store.query(
-        "SELECT id, prompt_id, text FROM revisions WHERE run_id = ? "
-        "QUALIFY row_number() OVER (PARTITION BY prompt_id ORDER BY round DESC) = 1", [sl_run_id])
+    firsts = first_answers_of(store, sl_run_id)
     comparisons = [sl_pair(f["prompt_id"], sl_run_id, firsts[f["prompt_id"]], f, firsts[f["prompt_id"]]["model"])
-                   for f in finals if f["prompt_id"] in firsts]
-    store.insert("comparisons", [as_row(c) for c in comparisons])
+                   for f in cmp_store.final_revisions_of(store, sl_run_id) if f["prompt_id"] in firsts]
+    records.insert(store, comparisons)
     return len(comparisons)

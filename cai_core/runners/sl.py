@@ -12,15 +12,17 @@ from typing import Callable, Sequence
 
 from ..backends.base import Backend, Completion, GenerationParams
 from ..constitutions import draw_principle
-from ..ids import stable_id
 from ..prompt_sets import prompts_of
-from ..store.runs import find_or_create_run, set_status
 from ..stages.generate import first_answers, generation_id
 from ..stages.revise import Turn, critique_id, critique_step, revision_id, revision_step
 from ..store import Store
-from ..types import Constitution, Critique, Prompt, PromptSet, Run, as_row
+from ..store import records as records_store
+from ..store import sl as sl_store
+from ..store.constitutions import record_constitution
+from ..store.runs import find_or_create_run, set_status
+from ..types import Constitution, Failure, Prompt, PromptSet, Run, Split
 
-__all__ = ["SLConfig", "SLResult", "start_sl_run", "run_sl", "Progress"]
+__all__ = ["SLConfig", "SLResult", "start_sl_run", "run_sl", "sl_prompts_of", "Progress"]
 
 Progress = Callable[[int, int, str], None]
 """progress(done, total, what) — called after every chunk."""
@@ -34,8 +36,10 @@ class SLConfig:
     """Ask for a step-by-step critique."""
     few_shot: int = 2
     """Constitution examples shown before each critique/revision (0 = none)."""
+    split: Split | None = "train"
+    """The prompt set's split to work on (None = every prompt); held-out prompts stay for evaluation."""
     limit: int | None = None
-    """Use only the first K prompts of the set."""
+    """Use only the first K prompts (of the split)."""
     seed: int = 0
     """Seeds principle draws (and sampling when temperature > 0)."""
     answer: GenerationParams = field(default_factory=lambda: GenerationParams(max_new_tokens=160, repetition_penalty=1.1))
@@ -88,10 +92,7 @@ def start_sl_run(
     store: Store, backend: Backend, constitution: Constitution, prompt_set: PromptSet,
     config: SLConfig, *, new_run: bool = False,
 ) -> tuple[Run, bool]:
-    store.insert("constitutions", [{
-        "version": constitution.version, "name": constitution.name,
-        "title": constitution.title, "source": constitution.source,
-    }])
+    record_constitution(store, constitution)
     return find_or_create_run(
         store, kind="sl", model=backend.id, seed=config.seed, new=new_run,
         config={"prompt_set": prompt_set.id, "constitution": constitution.version, **config.identity()},
@@ -104,116 +105,114 @@ def _chunks(items: Sequence, n: int):
         yield items[i : i + n]
 
 
+class _Waves:
+    """One SL run's state while it works: what is stored, what is done, progress and cancel."""
+
+    def __init__(self, store: Store, run: Run, config: SLConfig, prompts: list[Prompt], progress, should_stop) -> None:
+        self.store, self.run, self.config, self.prompts = store, run, config, prompts
+        self.gens = sl_store.sl_texts(store, run.id, "generations")
+        self.crits = sl_store.sl_critiques(store, run.id)
+        self.revs = sl_store.sl_texts(store, run.id, "revisions")
+        self.total = len(prompts) * (1 + 2 * config.rounds)
+        self.done = sum(generation_id(run.id, p.id) in self.gens for p in prompts) + sum(
+            (critique_id(run.id, p.id, r) in self.crits) + (revision_id(run.id, p.id, r) in self.revs)
+            for p in prompts for r in range(1, config.rounds + 1))
+        self.failed = 0
+        self.cancelled = False
+        self._progress, self._should_stop = progress, should_stop
+
+    def report(self, what: str) -> None:
+        if self._progress:
+            self._progress(self.done, self.total, what)
+
+    def chunks(self, items: Sequence):
+        """The items in chunks, stopping early when a cancel is requested."""
+        for chunk in _chunks(items, self.config.chunk):
+            if self._should_stop and self._should_stop():
+                self.cancelled = True
+                return
+            yield chunk
+
+    def stored(self, records: list, failures: list[tuple[str, Completion]], stage: str, what: str) -> None:
+        """Write one chunk's records and failures, then count them."""
+        records_store.insert(self.store, records)
+        records_store.insert(self.store, [Failure.of(self.run.id, item, stage, c.error) for item, c in failures])
+        self.failed += len(failures)
+        self.done += len(records)
+        self.report(what)
+
+    def answer(self, rnd: int, parent_id: str) -> str | None:
+        source = self.gens if rnd == 1 else self.revs
+        return source[parent_id]["text"] if parent_id in source else None
+
+
+def _answer_wave(w: _Waves, backend: Backend) -> None:
+    params = _params(w.config.answer, w.config.seed)
+    todo = [p for p in w.prompts if generation_id(w.run.id, p.id) not in w.gens]
+    for chunk in w.chunks(todo):
+        results = first_answers(chunk, backend, params, run_id=w.run.id)
+        good = [g for _, _, g in results if g is not None]
+        w.gens.update({g.id: {"id": g.id, "text": g.text} for g in good})
+        w.stored(good, [(generation_id(w.run.id, p.id), o) for p, o, g in results if g is None], "generate", "first answers")
+
+
+def _critique_wave(w: _Waves, backend: Backend, constitution: Constitution, rnd: int) -> None:
+    """Prompts whose answer for this round exists and whose critique does not."""
+    rid, turns = w.run.id, []
+    for p in w.prompts:
+        parent = generation_id(rid, p.id) if rnd == 1 else revision_id(rid, p.id, rnd - 1)
+        answer = w.answer(rnd, parent)
+        if critique_id(rid, p.id, rnd) not in w.crits and answer is not None:
+            principle = draw_principle(constitution, seed=w.config.seed, key=f"{p.id}:{rnd}")
+            turns.append(Turn(p, rnd, principle, answer, parent))
+    for chunk in w.chunks(turns):
+        results = critique_step(chunk, backend, constitution, run_id=rid, cot=w.config.cot,
+                                few_shot=w.config.few_shot, params=_params(w.config.critique, w.config.seed))
+        good = [c for _, _, c in results if c is not None]
+        w.crits.update({c.id: c for c in good})
+        w.stored(good, [(critique_id(rid, t.prompt.id, rnd), o) for t, o, c in results if c is None], "critique",
+                 f"round {rnd} critiques")
+
+
+def _revision_wave(w: _Waves, backend: Backend, constitution: Constitution, rnd: int) -> None:
+    rid, turns = w.run.id, []
+    for p in w.prompts:
+        c = w.crits.get(critique_id(rid, p.id, rnd))
+        if c is not None and revision_id(rid, p.id, rnd) not in w.revs:
+            turns.append(Turn(p, rnd, constitution.principle(c.principle_id), w.answer(rnd, c.parent_id) or "",
+                              c.parent_id, c))
+    for chunk in w.chunks(turns):
+        results = revision_step(chunk, backend, constitution, run_id=rid, few_shot=w.config.few_shot,
+                                params=_params(w.config.revision, w.config.seed))
+        good = [r for _, _, r in results if r is not None]
+        w.revs.update({r.id: {"id": r.id, "text": r.text} for r in good})
+        w.stored(good, [(revision_id(rid, t.prompt.id, rnd), o) for t, o, r in results if r is None], "revise",
+                 f"round {rnd} revisions")
+
+
+def sl_prompts_of(store: Store, run: Run, config: SLConfig) -> list[Prompt]:
+    """The prompts an SL run works on: its set's split (train by default), then the limit."""
+    assert run.prompt_set_id is not None
+    return prompts_of(store, run.prompt_set_id, split=config.split, limit=config.limit)
+
+
 def run_sl(
     store: Store, backend: Backend, constitution: Constitution, run: Run, config: SLConfig, *,
     progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
 ) -> SLResult:
     """Do (or finish) the run's work. Safe to call again after any interruption."""
-    assert run.prompt_set_id is not None
-    prompts = prompts_of(store, run.prompt_set_id, limit=config.limit)
-    ids = [p.id for p in prompts]
-    rid = run.id
-
-    def existing(table: str, cols: str) -> dict[str, dict]:
-        rows = store.query(f"SELECT {cols} FROM {table} WHERE run_id = ?", [rid])
-        return {r["id"]: r for r in rows}
-
-    gens = existing("generations", "id, text")
-    crits = existing("critiques", "*")
-    revs = existing("revisions", "id, text")
-    total = len(prompts) * (1 + 2 * config.rounds)
-    done = sum(generation_id(rid, i) in gens for i in ids) + sum(
-        (critique_id(rid, i, r) in crits) + (revision_id(rid, i, r) in revs)
-        for i in ids for r in range(1, config.rounds + 1)
-    )
-    failed = 0
-    cancelled = False
-    set_status(store, rid, "running")
-
-    def tick(n: int, what: str) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total, what)
-
-    def record_failures(stage: str, items: list[tuple[str, Completion]]) -> None:
-        nonlocal failed
-        failed += len(items)
-        store.insert("failures", [
-            {"id": stable_id("failure", rid, item, stage, c.error, id(c)), "run_id": rid, "item": item,
-             "stage": stage, "error": c.error or "unknown error"}
-            for item, c in items
-        ])
-
-    def stop_requested() -> bool:
-        nonlocal cancelled
-        if should_stop and should_stop():
-            cancelled = True
-        return cancelled
-
-    if progress:
-        progress(done, total, "resuming" if done else "starting")
-
-    # Wave 0: first answers.
-    answer_params = _params(config.answer, config.seed)
-    todo = [p for p in prompts if generation_id(rid, p.id) not in gens]
-    for chunk in _chunks(todo, config.chunk):
-        if stop_requested():
-            break
-        results = first_answers(chunk, backend, answer_params, run_id=rid)
-        good = [g for _, _, g in results if g is not None]
-        store.insert("generations", [as_row(g) for g in good])
-        gens.update({g.id: {"id": g.id, "text": g.text} for g in good})
-        record_failures("generate", [(generation_id(rid, p.id), o) for p, o, g in results if g is None])
-        tick(len(good), "first answers")
-
+    prompts = sl_prompts_of(store, run, config)
+    w = _Waves(store, run, config, prompts, progress, should_stop)
+    set_status(store, run.id, "running")
+    w.report("resuming" if w.done else "starting")
+    _answer_wave(w, backend)
     for rnd in range(1, config.rounds + 1):
-        if cancelled:
+        if w.cancelled:
             break
-        # Critique wave: prompts whose answer for this round exists and critique does not.
-        turns = []
-        for p in prompts:
-            if critique_id(rid, p.id, rnd) in crits:
-                continue
-            parent = generation_id(rid, p.id) if rnd == 1 else revision_id(rid, p.id, rnd - 1)
-            source = gens if rnd == 1 else revs
-            if parent in source:
-                principle = draw_principle(constitution, seed=config.seed, key=f"{p.id}:{rnd}")
-                turns.append(Turn(p, rnd, principle, source[parent]["text"], parent))
-        for chunk in _chunks(turns, config.chunk):
-            if stop_requested():
-                break
-            results = critique_step(chunk, backend, constitution, run_id=rid, cot=config.cot,
-                                    few_shot=config.few_shot, params=_params(config.critique, config.seed))
-            good = [c for _, _, c in results if c is not None]
-            store.insert("critiques", [as_row(c) for c in good])
-            crits.update({c.id: as_row(c) for c in good})
-            record_failures("critique", [(critique_id(rid, t.prompt.id, rnd), o) for t, o, c in results if c is None])
-            tick(len(good), f"round {rnd} critiques")
-
-        # Revision wave.
-        turns = []
-        for p in prompts:
-            cid = critique_id(rid, p.id, rnd)
-            if revision_id(rid, p.id, rnd) in revs or cid not in crits:
-                continue
-            c = crits[cid]
-            answer = (gens if rnd == 1 else revs)[c["parent_id"]]["text"]
-            critique = Critique(**{k: (tuple(v) if k == "flags" else v) for k, v in c.items() if k != "created_at"})
-            turns.append(Turn(p, rnd, constitution.principle(c["principle_id"]), answer, c["parent_id"], critique))
-        for chunk in _chunks(turns, config.chunk):
-            if stop_requested():
-                break
-            results = revision_step(chunk, backend, constitution, run_id=rid,
-                                    few_shot=config.few_shot, params=_params(config.revision, config.seed))
-            good = [r for _, _, r in results if r is not None]
-            store.insert("revisions", [as_row(r) for r in good])
-            revs.update({r.id: {"id": r.id, "text": r.text} for r in good})
-            record_failures("revise", [(revision_id(rid, t.prompt.id, rnd), o) for t, o, r in results if r is None])
-            tick(len(good), f"round {rnd} revisions")
-
-    complete = all(revision_id(rid, i, config.rounds) in revs for i in ids)
-    status = "finished" if complete else ("cancelled" if cancelled else "incomplete")
-    set_status(store, rid, status, None if complete else f"{total - done} of {total} steps missing")
-    counts = {t: store.count(t, "WHERE run_id = ?", [rid]) for t in ("generations", "critiques", "revisions")}
-    return SLResult(run=run, created=False, status=status, prompts=len(prompts), failed=failed, **counts)
+        _critique_wave(w, backend, constitution, rnd)
+        _revision_wave(w, backend, constitution, rnd)
+    complete = all(revision_id(run.id, p.id, config.rounds) in w.revs for p in prompts)
+    status = "finished" if complete else ("cancelled" if w.cancelled else "incomplete")
+    set_status(store, run.id, status, None if complete else f"{w.total - w.done} of {w.total} steps missing")
+    return SLResult(run=run, created=False, status=status, prompts=len(prompts), failed=w.failed,
+                    **sl_store.sl_counts(store, run.id))

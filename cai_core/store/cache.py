@@ -21,7 +21,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import Store
+from .db import Store
 
 __all__ = ["data_version", "audit_version", "cached", "cached_audits", "per_store"]
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import duckdb
 
-from .migrations import MIGRATIONS
+from .migrate import MIGRATIONS
 
 __all__ = ["Store", "StoreLocked"]
 

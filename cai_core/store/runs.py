@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from ..ids import stable_id
-from . import Store
+from .db import Store
 from ..types import Run
 
-__all__ = ["config_hash", "find_or_create_run", "set_status", "get_run", "list_runs"]
+__all__ = ["config_hash", "find_or_create_run", "set_status", "get_run", "list_runs", "runs_of_kind", "run_kind"]
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -35,6 +35,20 @@ def get_run(store: Store, run_id: str) -> Run | None:
 def list_runs(store: Store, kind: str | None = None) -> list[dict]:
     where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
     return store.query(f"SELECT id, kind, model, status, seed, created_at, updated_at, error FROM runs {where} ORDER BY created_at DESC", params)
+
+
+def runs_of_kind(store: Store, kind: str | tuple[str, ...], *, status: str | None = None) -> list[Run]:
+    """Runs of ``kind`` (one or several), newest first, optionally only those with ``status``."""
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    sql, params = "SELECT * FROM runs WHERE kind IN (SELECT unnest(?))", [kinds]
+    if status is not None:
+        sql += " AND status = ?"
+        params.append(status)
+    return [_row_to_run(r) for r in store.query(sql + " ORDER BY created_at DESC, id DESC", params)]
+
+
+def run_kind(store: Store, run_id: str) -> str | None:
+    return store.scalar("SELECT kind FROM runs WHERE id = ?", [run_id])
 
 
 def find_or_create_run(

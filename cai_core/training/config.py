@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from . import env  # noqa: F401  (first: the offline environment, before transformers loads)
 
-__all__ = ["JobConfig", "build_parser", "parse_config"]
+__all__ = ["JobConfig", "add_arguments", "build_parser", "parse_config"]
 
 
 @dataclass(kw_only=True)
@@ -105,12 +105,15 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
     return value
 
 
-def build_parser(cls: type[JobConfig], prog: str | None = None) -> argparse.ArgumentParser:
-    """--config FILE plus one flag per dataclass field (`--max-steps 3`, `--lora/--no-lora`)."""
-    parser = argparse.ArgumentParser(prog=prog, description=(cls.__doc__ or "").strip())
-    parser.add_argument("--config", metavar="FILE", help="JSON file with the config fields; flags override it.")
+def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type[JobConfig], *,
+                  exclude: tuple[str, ...] = ()) -> list[str]:
+    """One flag per dataclass field (`--max-steps 3`, `--lora/--no-lora`), defaults suppressed
+    so only given flags land in the namespace. Returns the field names added."""
     hints = typing.get_type_hints(cls)
+    added = []
     for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
         flag = "--" + f.name.replace("_", "-")
         base, _ = _field_type(hints[f.name])
         default = "required" if f.default is dataclasses.MISSING else f"default: {f.default!r}"
@@ -122,6 +125,15 @@ def build_parser(cls: type[JobConfig], prog: str | None = None) -> argparse.Argu
             parser.add_argument(flag, choices=list(typing.get_args(base)), **kw)
         else:
             parser.add_argument(flag, type=base if base in (int, float) else str, **kw)
+        added.append(f.name)
+    return added
+
+
+def build_parser(cls: type[JobConfig], prog: str | None = None) -> argparse.ArgumentParser:
+    """--config FILE plus one flag per dataclass field (`--max-steps 3`, `--lora/--no-lora`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=(cls.__doc__ or "").strip())
+    parser.add_argument("--config", metavar="FILE", help="JSON file with the config fields; flags override it.")
+    add_arguments(parser, cls)
     return parser
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..ids import stable_id
-from ..store.runs import find_or_create_run, get_run, set_status
 from ..store import Store
-from ..types import Run
+from ..store import training as training_store
+from ..store.runs import find_or_create_run, get_run, set_status
+from ..types import Checkpoint, Run, train_run_kind
 from . import KINDS
 
 __all__ = ["JobState", "launch", "ingest", "cancel", "wait", "read_json", "job_state"]
@@ -73,7 +74,7 @@ def launch(store: Store, *, kind: str, config: dict, runs_dir: str | Path, base_
     if kind not in KINDS:
         raise ValueError(f"unknown training kind {kind!r}; one of {', '.join(KINDS)}")
     ident = {k: v for k, v in config.items() if k != "output_dir"}
-    run, _ = find_or_create_run(store, kind=f"train-{kind}", config={"snapshot": snapshot_hash, **ident},
+    run, _ = find_or_create_run(store, kind=train_run_kind(kind), config={"snapshot": snapshot_hash, **ident},
                                 model=base_model, seed=int(config.get("seed", 0)), new=new_run)
     run_dir = Path(runs_dir).resolve() / run.id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -133,19 +134,16 @@ def ingest(store: Store, run_id: str, runs_dir: str | Path) -> JobState:
                 rows[int(m["step"])] = {"run_id": run_id, "step": int(m["step"]), "time": m.get("time"), "metrics": m}
     # The run folder is the record: a step redone after a crash (the job rewrites its lines)
     # replaces what an earlier ingest stored for it.
-    stored = {r["step"]: r["metrics"] for r in store.query(
-        "SELECT step, CAST(metrics AS VARCHAR) AS metrics FROM train_metrics WHERE run_id = ?", [run_id])}
-    changed = [r for st, r in rows.items() if st not in stored or json.loads(stored[st]) != r["metrics"]]
-    store.insert("train_metrics", changed, replace=True)
+    stored = training_store.stored_metrics(store, run_id)
+    training_store.store_metrics(store, [r for st, r in rows.items() if stored.get(st) != r["metrics"]])
     state = job_state(run_dir, run)
     ckpt_id = None
     result = read_json(run_dir / "result.json") or {}
     if state.status == "finished" and result.get("final_path"):
         ckpt_id = stable_id("checkpoint", run_id, result["final_path"])
-        store.insert("checkpoints", [{
-            "id": ckpt_id, "run_id": run_id, "path": result["final_path"], "base_model": result.get("base_model") or run.model,
-            "snapshot_hash": result.get("snapshot_hash"), "config": result.get("config") or {}, "kind": state.kind,
-        }])
+        training_store.add_checkpoint(store, Checkpoint(
+            id=ckpt_id, run_id=run_id, path=result["final_path"], base_model=result.get("base_model") or run.model,
+            kind=state.kind, snapshot_hash=result.get("snapshot_hash"), config=result.get("config") or {}))  # type: ignore[arg-type]
     if state.status != "running":
         set_status(store, run_id, state.status, state.error)
     return replace(state, checkpoint_id=ckpt_id) if ckpt_id else state

@@ -32,7 +32,7 @@ class RewardJobConfig(JobConfig):
 
     data: str = field(metadata={"help": "JSONL with prompt, chosen, rejected (+ optional p_chosen)."})
     max_length: int = field(default=512, metadata={"help": "Pairs longer than this (tokens) are dropped."})
-    soft_labels: bool = field(default=False, metadata={"help": "Train on p_chosen as soft targets."})
+    soft_labels: bool = field(default=True, metadata={"help": "Train on p_chosen as soft targets (the paper's soft labels; --no-soft-labels: hard chosen/rejected)."})
 
     def validate(self) -> None:
         super().validate()

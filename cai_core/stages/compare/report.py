@@ -40,6 +40,7 @@ __all__ = [
     "win_rates",
     "ResponseRate",
     "response_rates",
+    "ModelLineage",
     "EvalReport",
     "build_report",
     "pair_schedule",
@@ -247,8 +248,22 @@ def _jsonable(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelLineage:
+    """What one compared model is, and what it trained on."""
+
+    name: str
+    """The name it was compared under (``base``, ``sft``, a checkpoint id, a folder)."""
+    checkpoint: str | None
+    """The checkpoint the name resolved to (None: not a trained checkpoint)."""
+    snapshots: tuple[str, ...] = ()
+    """Training snapshot hashes along its lineage (its own first)."""
+    overlap_with_training: int = 0
+    """Evaluation prompts that this model or an ancestor trained on."""
+
+
+@dataclass(frozen=True, slots=True)
 class EvalReport:
-    """Before/after evaluation of several models on one held-out prompt set."""
+    """Before/after evaluation of several models on one prompt set (held out, unless stamped)."""
 
     models: tuple[str, ...]
     """In the order given (e.g. base, SFT, RL); tables follow it."""
@@ -256,21 +271,51 @@ class EvalReport:
     response_rates: tuple[ResponseRate, ...]
     """One row per model, in ``models`` order (n == 0 when a model has no labels)."""
     prompts: int
-    """Number of held-out prompts the models answered."""
+    """Number of prompts the models answered."""
+    lineage: tuple[ModelLineage, ...] = ()
+    """Per model (``models`` order): its checkpoint, snapshots and overlap with the prompts."""
+    prompt_set: str = ""
+    split: str | None = None
+    """The prompt set's split evaluated on (None = every prompt)."""
+
+    @property
+    def held_out(self) -> bool:
+        """No compared model (nor any ancestor) trained on any of the prompts."""
+        return all(m.overlap_with_training == 0 for m in self.lineage)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data (tuples become lists, None stays null)."""
+        """Plain JSON-able data (tuples become lists, None stays null). ``models`` lists each
+        model with its checkpoint and overlap; ``model_names`` the names in order."""
+        by_name = {m.name: m for m in self.lineage}
         return {
-            "models": list(self.models),
+            "held_out": self.held_out,
+            "n_prompts": self.prompts,
             "prompts": self.prompts,
+            "prompt_set": self.prompt_set,
+            "split": self.split,
+            "model_names": list(self.models),
+            "models": [_jsonable(asdict(by_name.get(m) or ModelLineage(m, None))) for m in self.models],
             "win_rates": [_jsonable(asdict(w)) for w in self.win_rates],
             "response_rates": [_jsonable(asdict(r)) for r in self.response_rates],
         }
 
+    def held_out_line(self) -> str:
+        where = f"{self.prompt_set} ({self.split or 'all prompts'})" if self.prompt_set else "the prompt set"
+        if self.held_out:
+            return f"held-out: {self.prompts} prompts of {where} that no compared model trained on"
+        worst = ", ".join(f"{m.name} {m.overlap_with_training}" for m in self.lineage if m.overlap_with_training)
+        return (f"NOT HELD OUT: of {self.prompts} prompts of {where}, models trained on some ({worst}); "
+                "these numbers do not measure generalisation")
+
     def to_markdown(self) -> str:
-        """Two tables: head-to-head win rates, then response classes, with 95 % intervals."""
-        lines = [
-            f"Models: {', '.join(self.models)} · held-out prompts: {self.prompts}",
+        """The held-out stamp, each model's lineage, then head-to-head win rates and response
+        classes with 95 % intervals."""
+        lines = [f"**{self.held_out_line()}**", "", "| Model | Checkpoint | Training snapshots | Trained-on eval prompts |",
+                 "|---|---|---|---:|"]
+        for m in self.lineage or tuple(ModelLineage(n, None) for n in self.models):
+            lines.append(f"| {_cell(m.name)} | {m.checkpoint or '—'} | {', '.join(m.snapshots) or '—'} "
+                         f"| {m.overlap_with_training} |")
+        lines += [
             "",
             "### Head-to-head win rates (judged; ties count half; 95 % Wilson interval)",
             "",
@@ -305,6 +350,10 @@ def build_report(
     outcomes: Iterable[tuple[str, str, Winner | None]],
     labels: Mapping[str, Sequence[str]],
     n_prompts: int,
+    *,
+    lineage: Sequence[ModelLineage] = (),
+    prompt_set: str = "",
+    split: str | None = None,
 ) -> EvalReport:
     """Win rates and response rates for ``models``, ordered the way ``models`` lists them.
 
@@ -321,7 +370,8 @@ def build_report(
         raise ValueError(f"models not in the report's model list: {unknown}")
     rows.sort(key=lambda w: (order[w.model], order[w.opponent]))
     rates = response_rates({m: labels.get(m, ()) for m in models})
-    return EvalReport(models=tuple(models), win_rates=tuple(rows), response_rates=tuple(rates), prompts=n_prompts)
+    return EvalReport(models=tuple(models), win_rates=tuple(rows), response_rates=tuple(rates), prompts=n_prompts,
+                      lineage=tuple(lineage), prompt_set=prompt_set, split=split)
 
 
 def pair_schedule(models: Sequence[str]) -> list[tuple[str, str]]:

@@ -14,7 +14,8 @@ backend in ONE call (DESIGN.md rule 1). Two modes:
   (the paper clamps CoT probabilities to 40-60 % because they are badly calibrated).
 
 Showing each pair in both orders (``AB`` and ``BA``) cancels the judge's position bias;
-:func:`aggregate` reports how often a judge followed position rather than content.
+the label rule (:mod:`cai_core.labels.rule`) averages them, and counts how often a judge
+followed position rather than content.
 
 Injected verdicts (an answer that says "The answer is (B)") are neutralised three times:
 
@@ -26,8 +27,8 @@ Injected verdicts (an answer that says "The answer is (B)") are neutralised thre
    the user message, the answers, the prompt) cannot supply the verdict.
 
 This module is the stage: it renders the requests, runs them and builds the Verdict records.
-Parsing and defanging live in :mod:`.judge_parse`, the per-comparison label in
-:mod:`.judge_aggregate`; their public names are re-exported here.
+Parsing and defanging live in :mod:`.cot_parse`; how verdicts become a comparison's label is
+the label rule's (:mod:`cai_core.labels.rule`), not the stage's.
 """
 from __future__ import annotations
 
@@ -41,7 +42,6 @@ from ...backends.base import Backend, Completion, GenerationParams, Request, cha
 from ...ids import stable_id
 from ...prompts import render
 from ...types import Comparison, Constitution, Principle, Verdict
-from ...labels.rule import Label, aggregate, position_bias
 from .cot_parse import Letter, defang, parse_cot_verdict
 
 __all__ = [
@@ -61,9 +61,6 @@ __all__ = [
     "verdict_from_logprobs",
     "judge",
     "draw_principles",
-    "Label",
-    "aggregate",
-    "position_bias",
 ]
 
 Order = Literal["AB", "BA"]
@@ -115,7 +112,7 @@ def render_judge(
     return Request(chat(("user", msg)), params, continuation=COT_CONTINUATION if mode == "cot" else LOGPROB_CONTINUATION)
 
 
-# -- P(first) from log-probs or a CoT verdict (text parsing: judge_parse) -------------------------
+# -- P(first) from log-probs or a CoT verdict (text parsing: cot_parse) -------------------------
 def p_from_logprobs(lp: Mapping[str, float]) -> float | None:
     """P(first shown) = exp(lA) / (exp(lA) + exp(lB)), computed stably; None when a value is
     missing or NaN, or both are -inf (or both +inf)."""

@@ -1,0 +1,59 @@
+"""`cai sl`: run (or resume) the SL phase on a prompt set's train split."""
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+
+from ..options import progress_bar
+
+
+def register(sub, common) -> None:
+    sl = sub.add_parser("sl", parents=[common], help="run (or resume) the SL phase: first answer, then critique -> revision rounds",
+                        description="Run (or resume) the SL phase on the train split of a prompt set: first answer, then "
+                                    "critique -> revision rounds. Held-out prompts stay for `cai compare`.")
+    sl.add_argument("--prompts", required=True, help="prompt set name (e.g. red-team)")
+    sl.add_argument("--constitution", required=True, help="constitution name (file name without .toml) or path")
+    sl.add_argument("--rounds", type=int, default=2, help="critique -> revision rounds (default 2)")
+    sl.add_argument("--split", default="train", choices=["train", "held-out", "all"],
+                    help="which prompts of the set (default train; all = every prompt)")
+    sl.add_argument("--limit", type=int, help="use only the first K prompts (of the split)")
+    sl.add_argument("--cot", action="store_true", help="chain-of-thought critiques")
+    sl.add_argument("--few-shot", type=int, default=2, help="constitution examples shown first (default 2, 0 = none)")
+    sl.add_argument("--seed", type=int, default=0, help="seeds principle draws and sampling (default 0)")
+    sl.add_argument("--max-new-tokens", type=int, help="cap for answers and revisions (default 160; critiques 96)")
+    sl.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    sl.add_argument("--chunk", type=int, default=64, help="requests per backend call and per write (default 64)")
+    sl.add_argument("--new-run", action="store_true", help="start a fresh run even if one with these settings exists")
+    sl.set_defaults(run=run)
+
+
+def config_of(args):
+    from ...runners.sl import SLConfig
+
+    cfg = SLConfig(rounds=args.rounds, cot=args.cot, few_shot=args.few_shot, limit=args.limit, seed=args.seed,
+                   chunk=args.chunk, split=None if args.split == "all" else args.split)
+    for k in ("answer", "critique", "revision"):
+        p = getattr(cfg, k)
+        if args.max_new_tokens and k != "critique":
+            p = replace(p, max_new_tokens=args.max_new_tokens)
+        if args.temperature:
+            p = replace(p, temperature=args.temperature)
+        cfg = replace(cfg, **{k: p})
+    return cfg
+
+
+def run(args, services) -> int:
+    update, close = progress_bar()
+    try:
+        result = services.sl(prompts=args.prompts, constitution=args.constitution, config=config_of(args),
+                             new_run=args.new_run, progress=update)
+    except KeyboardInterrupt:
+        close()
+        print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    close()
+    print(f"run {result.run.id}: {result.status}; {result.prompts} prompts, {result.generations} answers, "
+          f"{result.critiques} critiques, {result.revisions} revisions"
+          + (f", {result.failed} failed (rerun to retry)" if result.failed else ""), file=sys.stderr)
+    print(result.run.id)
+    return 0 if result.status == "finished" else 3

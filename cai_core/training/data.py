@@ -1,0 +1,81 @@
+"""What a training run trains on: an explicit selection turned into a snapshot file.
+
+SFT trains on the final revisions of selected SL runs, the reward model on the labels of
+selected judge runs, RL on one split of a prompt set. Each becomes a JSONL file named by its
+content hash and registered with its selection and its prompts, so the run records exactly what
+it learned from, the same selection gives the same file (and so the same run: nothing is
+retrained), and evaluation can tell which prompts a model has seen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..labels.snapshots import preference_records, prompt_records, register_snapshot, sft_records, write_records
+from ..prompt_sets import prompts_of, text_key
+from ..store import Store
+from ..types import PromptSet, Split
+
+__all__ = ["TrainingInputs", "sft_inputs", "preference_inputs", "rl_inputs"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingInputs:
+    snapshot_hash: str
+    path: Path
+    records: int
+    selection: dict
+    description: str
+    """One line saying what was selected and what it made (printed by the CLI, shown in the app)."""
+    overrides: int = 0
+
+
+def _write(store: Store, kind: str, records: list[dict], content_hash: str, data_dir: Path, *, selection: dict,
+           prompt_keys: Sequence[str], overrides: int = 0) -> Path:
+    path = Path(data_dir) / f"{kind}-{content_hash}.jsonl"
+    if not path.is_file():  # named by its content: an existing file holds these very records
+        write_records(records, path)
+    register_snapshot(store, kind=kind, content_hash=content_hash, path=path, records=len(records),
+                      overrides=overrides, config=selection, prompt_keys=prompt_keys)
+    return path
+
+
+def sft_inputs(store: Store, data_dir: Path, sl_runs: Sequence[str], *, include_flagged: bool = False) -> TrainingInputs:
+    snap = sft_records(store, sl_runs=sl_runs, include_flagged=include_flagged)
+    if not snap.records:
+        raise ValueError(f"no SL revisions to train on in {', '.join(sl_runs)}: run `cai sl` first")
+    path = _write(store, "sft", snap.records, snap.content_hash, data_dir, selection=snap.selection,
+                  prompt_keys=snap.prompt_keys)
+    flagged = f", {snap.flagged} flagged left out" if snap.flagged else ""
+    return TrainingInputs(snap.content_hash, path, len(snap.records), snap.selection,
+                          f"SFT data: final revisions of SL run(s) {', '.join(sl_runs)}: {len(snap.records)} records"
+                          f"{flagged} (snapshot {snap.content_hash})")
+
+
+def preference_inputs(store: Store, data_dir: Path, judge_runs: Sequence[str], *,
+                      min_confidence: float = 0.0) -> TrainingInputs:
+    snap = preference_records(store, judge_runs=judge_runs, min_confidence=min_confidence)
+    if not snap.records:
+        raise ValueError(f"no labelled comparisons to train on in judge run(s) {', '.join(judge_runs)}: "
+                         "run `cai pairs` and `cai judge` first")
+    path = _write(store, "preferences", snap.records, snap.content_hash, data_dir, selection=snap.selection,
+                  prompt_keys=snap.prompt_keys, overrides=snap.overrides)
+    dropped = f", {snap.dropped} below confidence {min_confidence} dropped" if snap.dropped else ""
+    return TrainingInputs(snap.content_hash, path, len(snap.records), snap.selection,
+                          f"preference data: labels of judge run(s) {', '.join(judge_runs)}: {len(snap.records)} pairs "
+                          f"({snap.overrides} with a human decision, {snap.skipped} ties/unparsed skipped{dropped}; "
+                          f"snapshot {snap.content_hash})", snap.overrides)
+
+
+def rl_inputs(store: Store, data_dir: Path, prompt_set: PromptSet, split: Split | None) -> TrainingInputs:
+    prompts = prompts_of(store, prompt_set.id, split=split)
+    if not prompts:
+        raise ValueError(f"no prompts in {prompt_set.name} ({split or 'all'}) to train on")
+    records, content_hash = prompt_records(prompts)
+    selection = {"prompt_set": prompt_set.name, "split": split}
+    path = _write(store, "prompts", records, content_hash, data_dir, selection=selection,
+                  prompt_keys=[text_key(p.text) for p in prompts])
+    return TrainingInputs(content_hash, path, len(records), selection,
+                          f"RL prompts: {prompt_set.name}, {split or 'all'} split: {len(records)} prompts "
+                          f"(snapshot {content_hash})")
