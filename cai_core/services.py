@@ -300,7 +300,12 @@ class Services(JobsMixin):
 
         out = []
         for name in models:
-            ckpt = self.resolve_checkpoint(name) if self.settings.backend == "local" else None
+            try:
+                ckpt = self.resolve_checkpoint(name)
+            except KeyError:  # 'sft' before any SFT checkpoint: an error locally, a served model's name otherwise
+                if self.settings.backend == "local":
+                    raise
+                ckpt = None
             identity = ckpt.id if ckpt else (self.resolve_model(name) if self.settings.backend == "local" else name)
             out.append(CompareModel(name, identity, (lambda name=name: self.backend(name)), ckpt))
         return out

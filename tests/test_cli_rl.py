@@ -19,8 +19,9 @@ def test_pairs_judge_export(tmp_path):
     out = tmp_path / "prefs.jsonl"
     e = cai(tmp_path, "export", "preferences", "--out", str(out))
     rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert rows and set(rows[0]) >= {"prompt", "chosen", "rejected", "p_chosen", "margin", "label_source"}
-    assert "snapshot" in e.stderr
+    assert rows and set(rows[0]) >= {"prompt", "chosen", "rejected", "p_chosen", "margin", "label_source",
+                                     "comparison_id", "source"}
+    assert {r["source"] for r in rows} == {"samples"} and "snapshot" in e.stderr and j.stdout.strip() in e.stderr
     csv_out = tmp_path / "prefs.csv"
     cai(tmp_path, "export", "preferences", "--out", str(csv_out))
     assert csv_out.read_text().startswith("prompt,chosen,rejected,p_chosen")
@@ -39,7 +40,7 @@ def test_bad_rl_arguments(tmp_path):
     p = cai(tmp_path, "--backend", "scripted", "pairs", "--prompts", "red-team", "--n", "1", check=False)
     assert p.returncode == 2 and "--n must be at least 2" in p.stderr
     p = cai(tmp_path, "train", "reward", check=False)
-    assert p.returncode == 2 and "no labelled comparisons" in p.stderr
+    assert p.returncode == 2 and "no finished judge run over training pairs" in p.stderr
     p = cai(tmp_path, "--backend", "scripted", "compare", "--models", "base", "--prompts", "benign", check=False)
     assert p.returncode == 2 and "at least two models" in p.stderr
 
@@ -62,9 +63,11 @@ def test_train_sft_from_the_cli_then_list_checkpoints(tmp_path, tiny_lm):
 
 def test_compare_two_models(tmp_path):
     out = cai(tmp_path, "--backend", "scripted", "compare", "--models", "base,other", "--prompts", "red-team",
-              "--offset", "80", "--limit", "4", "--mode", "cot", "--json")
+              "--limit", "4", "--mode", "cot", "--json")
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert report["prompts"] == 4 and report["models"] == ["base", "other"]
+    assert report["n_prompts"] == 4 and report["held_out"] is True and report["split"] == "held-out"
+    assert [(m["name"], m["checkpoint"], m["overlap_with_training"]) for m in report["models"]] == [
+        ("base", None, 0), ("other", None, 0)]
     assert {(w["model"], w["opponent"]) for w in report["win_rates"]} == {("base", "other"), ("other", "base")}
     s = stats(tmp_path)
     assert s["comparisons"] == 4 and s["verdicts"] == 8

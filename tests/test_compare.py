@@ -349,8 +349,9 @@ def test_build_report_rejects_unknown_models():
 def test_report_to_dict_is_json():
     d = _report().to_dict()
     back = json.loads(json.dumps(d))
-    assert back["models"] == ["base", "sft", "rl"]
-    assert back["prompts"] == 10
+    assert back["model_names"] == ["base", "sft", "rl"]
+    assert back["models"][0] == {"name": "base", "checkpoint": None, "snapshots": [], "overlap_with_training": 0}
+    assert back["prompts"] == back["n_prompts"] == 10 and back["held_out"] is True
     rl_vs_base = next(w for w in back["win_rates"] if (w["model"], w["opponent"]) == ("rl", "base"))
     assert rl_vs_base["rate"] == pytest.approx(0.7) and rl_vs_base["unparsed"] == 1
     base = back["response_rates"][0]
@@ -368,8 +369,21 @@ def test_report_markdown():
     assert f"60 % [{c_lo * 100:.0f}–{c_hi * 100:.0f}]" in md  # base comply
     assert "80 %" in md  # rl harmless
     assert "—" in md  # sft has no labels
-    # Two tables with header separators.
-    assert sum(line.startswith("|---") for line in md.splitlines()) == 2
+    # Three tables with header separators: lineage, win rates, responses.
+    assert sum(line.startswith("|---") for line in md.splitlines()) == 3
+    assert md.startswith("**held-out: 10 prompts")
+
+
+def test_report_stamps_prompts_a_model_trained_on():
+    from cai_core.stages.compare import ModelLineage
+
+    lineage = [ModelLineage("base", None), ModelLineage("sft", "ck1", ("snap1",), 3)]
+    rep = build_report(["base", "sft"], [], {}, n_prompts=10, lineage=lineage, prompt_set="red-team", split="train")
+    assert rep.held_out is False and rep.to_dict()["held_out"] is False
+    assert rep.to_dict()["models"][1] == {"name": "sft", "checkpoint": "ck1", "snapshots": ["snap1"],
+                                          "overlap_with_training": 3}
+    md = rep.to_markdown()
+    assert md.startswith("**NOT HELD OUT") and "sft 3" in md and "| sft | ck1 | snap1 | 3 |" in md
 
 
 def test_markdown_escapes_pipes_in_model_names():

@@ -111,8 +111,8 @@ def sl_store():
 
 def test_sft_records_are_final_revisions_in_prompt_order(sl_store):
     store, run, ps = sl_store
-    snap = sft_records(store)
-    prompts = prompts_of(store, ps.id, limit=5)
+    snap = sft_records(store, sl_runs=[run.id])
+    prompts = prompts_of(store, ps.id, split="train", limit=5)
     final = {r["prompt_id"]: r for r in store.query(
         "SELECT prompt_id, id, text FROM revisions WHERE round = 2 AND run_id = ?", [run.id])}
     round1 = {r["prompt_id"]: r["text"] for r in store.query(
@@ -132,8 +132,8 @@ def test_sft_records_are_final_revisions_in_prompt_order(sl_store):
 
 def test_sft_content_hash_stable(sl_store):
     store, run, _ = sl_store
-    a, b = sft_records(store), sft_records(store, run_id=run.id)
-    assert a.content_hash == b.content_hash
+    a, b = sft_records(store, sl_runs=[run.id]), sft_records(store, sl_runs=[run.id])
+    assert a.content_hash == b.content_hash and a.selection == {"sl_runs": [run.id], "include_flagged": False}
     assert a.records == b.records
     assert len(a.content_hash) == 16 and int(a.content_hash, 16) >= 0
 
@@ -142,8 +142,8 @@ def test_sft_content_hash_changes_with_revision_text(sl_store):
     store, run0, ps = sl_store
     run1, _ = sl_run(store, ScriptedBackend("scripted:test"), seed=1)
     assert run1.id != run0.id
-    s0 = sft_records(store, run_id=run0.id)
-    s1 = sft_records(store, run_id=run1.id)
+    s0 = sft_records(store, sl_runs=[run0.id])
+    s1 = sft_records(store, sl_runs=[run1.id])
     assert len(s0.records) == len(s1.records) == 5
     assert {r["run_id"] for r in s1.records} == {run1.id}
     # same prompts, at least one different final revision...
@@ -152,7 +152,7 @@ def test_sft_content_hash_changes_with_revision_text(sl_store):
     # ...so a different hash
     assert s0.content_hash != s1.content_hash
     # both runs together: 10 records, grouped by run, prompt order within each run
-    both = sft_records(store)
+    both = sft_records(store, sl_runs=[run0.id, run1.id])
     assert len(both.records) == 10
     by_run = {}
     for rec in both.records:
@@ -163,10 +163,10 @@ def test_sft_content_hash_changes_with_revision_text(sl_store):
 
 
 def test_sft_unknown_run_is_empty(sl_store):
-    store, _, _ = sl_store
-    snap = sft_records(store, run_id="sl-nope")
+    store, run, _ = sl_store
+    snap = sft_records(store, sl_runs=["sl-nope"])
     assert snap.records == []
-    assert snap.content_hash != sft_records(store).content_hash
+    assert snap.content_hash != sft_records(store, sl_runs=[run.id]).content_hash
 
 
 def test_flagged_revisions_excluded_unless_asked():
@@ -183,16 +183,16 @@ def test_flagged_revisions_excluded_unless_asked():
 
     run, ps = sl_run(store, ScriptedBackend("scripted:test", reply=reply))
     flagged = store.query("SELECT prompt_id, round, text, flags FROM revisions WHERE run_id = ? AND len(flags) > 0", [run.id])
-    target_id = prompts_of(store, ps.id, limit=1)[0].id
+    target_id = prompts_of(store, ps.id, split="train", limit=1)[0].id
     assert {(r["prompt_id"], r["round"]) for r in flagged} == {(target_id, 1), (target_id, 2)}
     assert all("empty" in r["flags"] for r in flagged)
 
-    default = sft_records(store)
-    assert len(default.records) == 4
+    default = sft_records(store, sl_runs=[run.id])
+    assert len(default.records) == 4 and default.flagged == 1
     assert target_id not in {r["prompt_id"] for r in default.records}
     assert all(r["messages"][1]["content"] for r in default.records)
 
-    everything = sft_records(store, include_flagged=True)
+    everything = sft_records(store, sl_runs=[run.id], include_flagged=True)
     assert len(everything.records) == 5
     assert everything.records[0]["prompt_id"] == target_id
     assert everything.records[0]["messages"] == [{"role": "user", "content": target}, {"role": "assistant", "content": ""}]
@@ -202,8 +202,8 @@ def test_flagged_revisions_excluded_unless_asked():
 
 
 def test_sft_export_round_trip(sl_store, tmp_path):
-    store, _, _ = sl_store
-    snap = sft_records(store)
+    store, run, _ = sl_store
+    snap = sft_records(store, sl_runs=[run.id])
     out = write_records(snap.records, tmp_path / "sft.jsonl")
     back = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert back == snap.records

@@ -34,7 +34,7 @@ def svc(tmp_path):
 
 def test_sft_job_end_to_end(svc, tiny_dir):
     svc.sl(prompts="red-team", constitution="seed", config=SLConfig(rounds=1, limit=6))
-    run, proc, runs_dir = svc.start_training("sft", config={"model": str(tiny_dir), "max_steps": 2, "per_device_batch_size": 2,
+    run, proc, runs_dir, inputs = svc.start_training("sft", config={"model": str(tiny_dir), "max_steps": 2, "per_device_batch_size": 2,
                                                              "save_steps": 100, "num_threads": 1})
     assert proc is not None
     seen = []
@@ -46,20 +46,24 @@ def test_sft_job_end_to_end(svc, tiny_dir):
     assert ck["kind"] == "sft" and ck["run_id"] == run.id and ck["base_model"] == str(tiny_dir)
     snap = svc.store.query("SELECT * FROM snapshots WHERE hash = ?", [ck["snapshot_hash"]])[0]
     assert snap["kind"] == "sft" and snap["records"] == 6
-    assert ck["snapshot_hash"] == svc.sft_snapshot().content_hash
+    assert ck["snapshot_hash"] == svc.sft_snapshot().content_hash == inputs.snapshot_hash
+    sl_run = svc.runs("sl")[0]["id"]
+    assert json.loads(snap["config"])["sl_runs"] == [sl_run] and sl_run in inputs.description
+    # the snapshot records the prompts it trains on (by normalised text)
+    assert svc.store.scalar("SELECT count(*) FROM snapshot_prompts WHERE snapshot_hash = ?", [ck["snapshot_hash"]]) == 6
     metrics = svc.metrics(run.id)
     assert [m["step"] for m in metrics] == [1, 2] and all("loss" in m for m in metrics)
     assert svc.store.scalar("SELECT status FROM runs WHERE id = ?", [run.id]) == "finished"
     assert svc.resolve_model("sft") == ck["path"]
     # the same command again: same run, nothing launched, nothing duplicated
-    run2, proc2, _ = svc.start_training("sft", config={"model": str(tiny_dir), "max_steps": 2, "per_device_batch_size": 2,
+    run2, proc2, _, inputs2 = svc.start_training("sft", config={"model": str(tiny_dir), "max_steps": 2, "per_device_batch_size": 2,
                                                         "save_steps": 100, "num_threads": 1})
-    assert run2.id == run.id and proc2 is None
+    assert run2.id == run.id and proc2 is None and inputs2.snapshot_hash == inputs.snapshot_hash
     assert len(svc.checkpoints()) == 1 and len(svc.metrics(run.id)) == 2
 
 
 def test_reward_job_needs_labels_then_trains_on_the_preference_snapshot(svc, tiny_dir):
-    with pytest.raises(ValueError, match="no labelled comparisons"):
+    with pytest.raises(ValueError, match="no finished judge run over training pairs"):
         svc.start_training("reward", config={"model": str(tiny_dir)})
     from cai_core.runners.judge import JudgeConfig
     from cai_core.runners.pairs import PairsConfig
@@ -68,7 +72,7 @@ def test_reward_job_needs_labels_then_trains_on_the_preference_snapshot(svc, tin
     svc.judge(constitution="harmless", config=JudgeConfig(principles=1))
     cid = svc.store.query("SELECT id FROM comparisons LIMIT 1")[0]["id"]
     svc.record_audit(cid, author="ann", action="A")
-    run, proc, runs_dir = svc.start_training("reward", config={"model": str(tiny_dir), "max_steps": 2, "soft_labels": True,
+    run, proc, runs_dir, inputs = svc.start_training("reward", config={"model": str(tiny_dir), "max_steps": 2, "soft_labels": True,
                                                                 "per_device_batch_size": 2, "save_steps": 100, "num_threads": 1})
     state = wait(svc.store, run, proc, runs_dir, poll=0.5)
     assert state.status == "finished", (runs_dir / run.id / "log.txt").read_text()[-3000:]
@@ -84,7 +88,7 @@ def test_a_killed_job_is_reported_interrupted(svc, tiny_dir):
     import signal
 
     svc.sl(prompts="red-team", constitution="seed", config=SLConfig(rounds=1, limit=4))
-    run, proc, runs_dir = svc.start_training("sft", config={"model": str(tiny_dir), "max_steps": 500, "per_device_batch_size": 2,
+    run, proc, runs_dir, inputs = svc.start_training("sft", config={"model": str(tiny_dir), "max_steps": 500, "per_device_batch_size": 2,
                                                              "save_steps": 1000, "num_threads": 1})
     deadline = time.time() + 120
     while not (runs_dir / run.id / "metrics.jsonl").exists() and time.time() < deadline:

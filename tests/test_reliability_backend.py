@@ -68,7 +68,7 @@ def test_sl_via_openai_with_500_429_malformed_truncated_is_incomplete_then_rerun
     _import(tmp_path)
     with OpenAIStub() as stub:
         stub.state.faults = SL_FAULTS
-        args = ["--backend", "openai", "--base-url", stub.url, "--model", "stub-model", "sl", "--prompts", "faults",
+        args = ["--backend", "openai", "--base-url", stub.url, "--model", "stub-model", "sl", "--split", "all", "--prompts", "faults",
                 "--constitution", "seed", "--rounds", "1"]
         first = cai(tmp_path, *args, check=False)
         assert first.returncode == 3, first.stderr[-3000:]
@@ -106,7 +106,7 @@ def test_sl_via_openai_with_500_429_malformed_truncated_is_incomplete_then_rerun
 
 def _sl_then_pairs(tmp_path, prompts):
     _import(tmp_path, "judged", prompts)
-    sl = cai(tmp_path, "--backend", "scripted", "sl", "--prompts", "judged", "--constitution", "seed", "--rounds", "1")
+    sl = cai(tmp_path, "--backend", "scripted", "sl", "--split", "all", "--prompts", "judged", "--constitution", "seed", "--rounds", "1")
     cai(tmp_path, "pairs", "--from-sl", sl.stdout.strip())
 
 
@@ -181,7 +181,7 @@ def test_timeouts_and_faults_through_the_services_with_short_timeouts_then_heal(
         settings = Settings(db=str(db), backend="openai", model="stub-model", base_url=stub.url)
         services = Services(settings, backend=backend)
         try:
-            cfg = SLConfig(rounds=1)
+            cfg = SLConfig(rounds=1, split=None)
             res = services.sl(prompts="timeouts", constitution="seed", config=cfg)
             assert res.status == "incomplete" and res.failed == 3
             assert (res.generations, res.critiques, res.revisions) == (4, 3, 3)
@@ -223,7 +223,7 @@ def test_cli_timeout_and_retries_reach_the_backend(tmp_path):
         stub.state.faults = [Fault("[hang]", "timeout", sleep=3.0, stage="answer")]
         t = time.monotonic()
         p = cai(tmp_path, "--backend", "openai", "--base-url", stub.url, "--model", "stub-model", "--timeout", "0.3",
-                "--max-retries", "1", "sl", "--prompts", "slow", "--constitution", "seed", "--rounds", "1", check=False)
+                "--max-retries", "1", "sl", "--split", "all", "--prompts", "slow", "--constitution", "seed", "--rounds", "1", check=False)
         elapsed = time.monotonic() - t
         assert p.returncode == 3, p.stderr[-2000:]
         assert sum("[hang]" in u for u in stub.requests_of("answer")) == 2

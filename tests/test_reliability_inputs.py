@@ -122,7 +122,7 @@ def test_hostile_prompt_files_through_the_cli_give_one_clear_line_or_are_stored_
 
     # What was stored cleanly goes through a whole SL run.
     d = tmp_path / "nul_txt"
-    cai(d, "--backend", "scripted", "sl", "--prompts", "hostile", "--constitution", "seed", "--rounds", "1")
+    cai(d, "--backend", "scripted", "sl", "--split", "all", "--prompts", "hostile", "--constitution", "seed", "--rounds", "1")
     assert check_integrity(d / "cai.duckdb")["revisions"] == 2
     _tried("prompt files", len(PROMPT_FILES))
 
@@ -205,7 +205,7 @@ def test_csv_injection_in_prompts_and_model_outputs_is_neutralised_in_csv_export
     services = Services(Settings(db=str(db), backend="scripted", model="f"),
                         backend=ScriptedBackend("scripted:f", reply=_formula_reply))
     try:
-        run = services.sl(prompts="formulas", constitution="seed", config=SLConfig(rounds=1))
+        run = services.sl(prompts="formulas", constitution="seed", config=SLConfig(rounds=1, split=None))
         assert run.status == "finished"
         services.pairs_from_sl(run.run.id)
         services.judge(constitution="seed", config=JudgeConfig())
@@ -348,7 +348,7 @@ def test_hostile_model_outputs_stored_verbatim_flagged_no_stage_crashes_and_no_e
     services = Services(settings, backend=ScriptedBackend("scripted:hostile", reply=lambda r: OUTPUTS[_case(r)]))
     try:
         services.import_prompts(_prompt_file(tmp_path / "hostile.jsonl"), name="hostile")
-        res = services.sl(prompts="hostile", constitution="seed", config=SLConfig(rounds=2))
+        res = services.sl(prompts="hostile", constitution="seed", config=SLConfig(rounds=2, split=None))
         assert res.status == "finished" and res.failed == 0
         run_id = res.run.id
         rows = services.store.query("SELECT p.text AS prompt, p.id AS pid, g.text, g.flags FROM generations g "
@@ -433,7 +433,7 @@ def test_hostile_outputs_from_an_openai_server_through_the_cli_never_crash_a_sta
                                                 else OUTPUTS[_case_of_body(body)].replace("\ud800", ""))
         stub.state.raw_reply = _surrogate_reply
         cai(tmp_path, "prompts", "import", str(_prompt_file(tmp_path / "hostile.jsonl")))
-        sl = ["--backend", "openai", "--base-url", stub.url, "--model", "stub-model", "sl",
+        sl = ["--backend", "openai", "--base-url", stub.url, "--model", "stub-model", "sl", "--split", "all",
               "--prompts", "hostile", "--constitution", "seed", "--rounds", "1"]
         first = cai(tmp_path, *sl, check=False)
         assert first.returncode in (0, 3) and "Traceback" not in first.stderr, first.stderr[-3000:]
@@ -467,7 +467,7 @@ def test_a_lone_surrogate_from_the_server_does_not_fail_the_next_step(tmp_path):
     with OpenAIStub() as stub:
         stub.state.raw_reply = _surrogate_reply
         cai(tmp_path, "prompts", "import", str(tmp_path / "one.jsonl"))
-        p = cai(tmp_path, "--backend", "openai", "--base-url", stub.url, "--model", "m", "sl", "--prompts", "one",
+        p = cai(tmp_path, "--backend", "openai", "--base-url", stub.url, "--model", "m", "sl", "--split", "all", "--prompts", "one",
                 "--constitution", "seed", "--rounds", "1", check=False)
     assert p.returncode == 0, p.stderr[-1500:]
 

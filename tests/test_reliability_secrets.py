@@ -110,14 +110,15 @@ def test_api_keys_reach_the_server_and_nowhere_else(tmp_path, tiny_lm):
         env_judge = base_env(LAB_JUDGE_KEY=judge_key)  # the judge's key lives in its own variable
         openai = ["--backend", "openai", "--base-url", stub.url, "--model", "stub-model"]
         run("prompts", "import", str(tmp_path / "p.jsonl"), env=env_sl)
-        sl = run(*openai, "sl", "--prompts", "p", "--constitution", "seed", "--rounds", "1", env=env_sl, check=False)
+        sl = run(*openai, "sl", "--split", "all", "--prompts", "p", "--constitution", "seed", "--rounds", "1", env=env_sl, check=False)
         assert sl.returncode == 3 and "2 failed" in sl.stderr, sl.stderr[-2000:]
         run("pairs", "--from-sl", sl.stdout.strip(), env=env_sl)
         for mode in ("logprob", "cot"):
             run(*openai, "--api-key-env", "LAB_JUDGE_KEY", "judge", "--constitution", "seed", "--mode", mode,
                 env=env_judge)
         for what, suffix in (("sft", "jsonl"), ("sft", "csv"), ("preferences", "jsonl"), ("preferences", "csv")):
-            flagged = ["--include-flagged"] if what == "sft" else []
+            # the SL run is incomplete (two answers failed): name it, the default is the latest finished one
+            flagged = ["--include-flagged", "--sl-runs", sl.stdout.strip()] if what == "sft" else []
             run("export", what, "--out", str(tmp_path / "exports" / f"{what}.{suffix}"), *flagged, env=env_sl)
         run("stats", "--json", env=env_sl)
         run("runs", env=env_sl)
@@ -127,7 +128,7 @@ def test_api_keys_reach_the_server_and_nowhere_else(tmp_path, tiny_lm):
         tok.save_pretrained(tmp_path / "tiny")
         (tmp_path / "cfg.json").write_text(json.dumps({"per_device_batch_size": 2, "save_steps": 1, "num_threads": 1}))
         run("train", "sft", "--base", str(tmp_path / "tiny"), "--max-steps", "2", "--config", str(tmp_path / "cfg.json"),
-            env=env_sl)
+            "--sl-runs", sl.stdout.strip(), env=env_sl)
 
         with open_store(db) as st:  # the 401 whose body echoed the key is recorded without it
             assert sorted(r["error"] for r in st.query("SELECT error FROM failures")) == [

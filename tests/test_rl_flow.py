@@ -139,39 +139,40 @@ def test_audit_undo_and_precedence(store):
 
 def test_override_wins_in_preference_snapshot(store):
     make_pairs(store, n_prompts=4)
-    judge_all(store, ScriptedBackend("j", reply=lambda r: "Therefore, the answer is (A)."), mode="cot")
+    jrun = judge_all(store, ScriptedBackend("j", reply=lambda r: "Therefore, the answer is (A)."), mode="cot").run.id
     # An always-(A) judge in both orders is pure position bias: every AI label is a tie.
-    snap = preference_records(store)
+    snap = preference_records(store, judge_runs=[jrun])
     assert snap.records == [] and snap.skipped == 4
     cids = [r["id"] for r in store.query("SELECT c.id FROM comparisons c JOIN prompts p ON p.id = c.prompt_id ORDER BY p.position")]
     record_audit(store, cids[0], author="ann", action="B")
     record_audit(store, cids[1], author="ann", action="A")
-    snap = preference_records(store)
+    snap = preference_records(store, judge_runs=[jrun])
     assert len(snap.records) == 2 and snap.overrides == 2
     a0 = store.query("SELECT answer_a, answer_b FROM comparisons WHERE id = ?", [cids[0]])[0]
     r0 = next(r for r in snap.records if r["comparison_id"] == cids[0])
     assert (r0["chosen"], r0["rejected"], r0["p_chosen"], r0["label_source"]) == (a0["answer_b"], a0["answer_a"], 1.0, "human")
     before = snap.content_hash
     record_audit(store, cids[0], author="ann", action="undo")
-    assert preference_records(store).content_hash != before
+    assert preference_records(store, judge_runs=[jrun]).content_hash != before
 
 
 def test_soft_labels_from_logprob_judging(store):
     make_pairs(store, n_prompts=5)
-    judge_all(store, ScriptedBackend("j"), principles=3)
-    snap = preference_records(store)
+    jrun = judge_all(store, ScriptedBackend("j"), principles=3).run.id
+    snap = preference_records(store, judge_runs=[jrun])
     labels = effective_labels(store)
     assert snap.records and all(0.5 < r["p_chosen"] <= 1 for r in snap.records)
     for r in snap.records:
         p_a = labels[r["comparison_id"]].p_a
         assert r["p_chosen"] == pytest.approx(max(p_a, 1 - p_a), abs=1e-6)
         assert r["margin"] == pytest.approx(2 * r["p_chosen"] - 1, abs=1e-5)
-    strict = preference_records(store, min_confidence=0.99)
+    strict = preference_records(store, judge_runs=[jrun], min_confidence=0.99)
     assert len(strict.records) < len(snap.records) or all(r["margin"] >= 0.99 for r in strict.records)
+    assert strict.dropped == len(snap.records) - len(strict.records)
 
 
 def test_compare_runner_reports_win_rates(store):
-    from cai_core.runners.compare import CompareConfig, run_compare
+    from cai_core.runners.compare import CompareConfig, CompareModel, run_compare
 
     good = ScriptedBackend("good", reply=lambda r: "I can't help with that because it is illegal; instead you could ask for permission.")
     bad = ScriptedBackend("bad", reply=lambda r: "Sure, here is how to do it step by step.")
@@ -182,7 +183,8 @@ def test_compare_runner_reports_win_rates(store):
         second_start = text.find("(B)")
         return "Therefore, the answer is (A)." if first < second_start else "Therefore, the answer is (B)."
     judge_b = ScriptedBackend("judge", reply=pick)
-    run, report = run_compare(store, {"base": lambda: bad, "cai": lambda: good}, judge_b, find_constitution("harmless"),
+    models = [CompareModel("base", "bad", lambda: bad), CompareModel("cai", "good", lambda: good)]
+    run, report = run_compare(store, models, judge_b, find_constitution("harmless"),
                               get_prompt_set(store, "red-team"), CompareConfig(limit=5, judge=JudgeConfig(mode="cot")))
     wr = {(w.model, w.opponent): w for w in report.win_rates}
     assert wr[("cai", "base")].wins == 5 and wr[("cai", "base")].rate == 1.0

@@ -134,15 +134,16 @@ def test_page_load_events(server, client):
     assert [r[0] for r in rows(runs)] == [pop.sl_run_id] and rows(runs)[0][1] == "finished"
     run, prompts, prompt = call(client, "load_critique")
     assert run["value"] == pop.sl_run_id and len(rows(prompts)) == 4 and prompt["value"]
-    principle, judge = call(client, "load_preferences")
+    principle, judge, listed, cid, count = call(client, "load_preferences")  # the table lists on opening
     assert ["scripted:base", "scripted:base"] in judge["choices"] and len(principle["choices"]) > 1
+    assert count == f"{pop.comparisons} comparisons" and len(rows(listed)) == pop.comparisons and cid["value"]
     summary, *plots = call(client, "load_audit")
     assert summary.startswith("audited comparisons: 0") and "unparsed verdicts 1" in summary
     assert len(plots) == 4 and all(figure(p) for p in plots)
-    train_runs, ckpts = call(client, "load_train")
-    assert rows(train_runs) == [] and rows(ckpts) == []
-    report, wins, rates = call(client, "load_compare")
-    assert report == "No evaluation yet." and figure(wins) and figure(rates)
+    train_runs, ckpts, past = call(client, "load_train")
+    assert rows(train_runs) == [] and rows(ckpts) == [] and past["choices"] == []
+    report, lineage, wins_df, rates_df, wins, rates = call(client, "load_compare")
+    assert report == "No evaluation yet." and rows(lineage) == [] and figure(wins) and figure(rates)
     stats, sets, cons, runs = call(client, "load_overview")
     assert stats["comparisons"] == pop.comparisons and stats["verdicts"] == pop.verdicts
     assert {c[0] for c in rows(cons)} >= {"harmless", "seed"}
@@ -184,7 +185,7 @@ def test_constitution_save_new_version_keeps_the_old_one(server, client):
     with pytest.raises(AppError, match="TOML"):
         call(client, "constitution_save", "harmless", edited + "\n[[principles]\n")
     status, versions, old_v, new_v = call(client, "constitution_save", "harmless", edited)
-    m = re.match(r"✓ saved harmless as version ([0-9a-f]+) \(older versions are kept\)", status)
+    m = re.match(r"✓ saved harmless as version ([0-9a-f]+) \(older versions are kept; `cai sl --constitution harmless` uses it\)", status)
     assert m, status
     new_version = m.group(1)
     after = [r[0] for r in rows(versions)]
@@ -214,17 +215,21 @@ def test_constitution_what_if(server, client):
     k = next(i for i in range(at, len(lines)) if lines[i].startswith("preference = "))
     lines[k] = 'preference = "Which response would a careful, kind expert rather have written?"'
     draft = "\n".join(lines) + "\n"
-    summary, table = call(client, "constitution_what_if", "harmless", draft, "", 4)
+    job, panel, summary, table = call(client, "constitution_what_if", "harmless", draft, "", 4)
+    assert job and summary.startswith("re-judging")
+    panel, summary, table = poll_job(client, "constitution_what_if_poll", job)
     judged = services.store.scalar(
         "SELECT count(DISTINCT comparison_id) FROM verdicts WHERE principle_id = ?", [pid])
     n = min(4, judged)
     assert re.fullmatch(rf"\d+ of {n} re-judged labels would flip under the draft", summary), summary
     assert len(rows(table)) == n and {r[1] for r in rows(table)} == {pid}
     flips = int(summary.split()[0])
-    assert sum(r[6] == "FLIP" for r in rows(table)) == flips
+    assert sum(r[8] == "FLIP" for r in rows(table)) == flips
+    # the re-judgements are kept apart from the verdicts: auditable, never labels
+    assert services.store.count("what_if_verdicts") == n * 2 * 2  # old and draft text, both orders
     # nothing changed: nothing to re-judge; and the draft is never saved
-    summary, table = call(client, "constitution_what_if", "harmless", text, "", 4)
-    assert summary.startswith("nothing to re-judge") and rows(table) == []
+    job, panel, summary, table = call(client, "constitution_what_if", "harmless", text, "", 4)
+    assert job == "" and summary.startswith("nothing to re-judge") and rows(table) == []
     assert draft.strip() not in {r["source"].strip() for r in services.store.query("SELECT source FROM constitutions")}
 
 
@@ -246,20 +251,28 @@ def test_prompts_import_browse_search_add(server, client, tmp_path):
     status, _, _ = call(client, "prompts_import", handle_file(str(csv_file)), "kitchen", "")
     assert status == "✓ kitchen: 0 added, 3 already present or duplicated", status
     listed = rows(call(client, "prompts_browse", "kitchen", ""))
-    assert [r[0] for r in listed] == [0, 1, 2] and listed[0][1:] == ["home", "How do I descale a kettle?"]
+    assert [r[0] for r in listed] == [0, 1, 2] and listed[0][1] == "home" and listed[0][3] == "How do I descale a kettle?"
+    assert {r[2] for r in listed} <= {"train", "held-out"}  # every prompt shows its recorded split
     found = rows(call(client, "prompts_search", "kitchen", "KNIFE"))
-    assert [r[2] for r in found] == ["Best way to sharpen a knife, safely?"]
+    assert [r[3] for r in found] == ["Best way to sharpen a knife, safely?"]
     assert rows(call(client, "prompts_browse", "kitchen", "nothing like this")) == []
     # a shipped set is imported on first look
     assert len(rows(call(client, "prompts_browse", "benign", ""))) > 10
     status, box, listed, sets = call(client, "prompts_add", "kitchen", "  How long do eggs keep in the fridge?  ")
     assert (status, box) == ("✓ added", "")
-    assert listed["data"][-1][2] == "How long do eggs keep in the fridge?"
+    assert listed["data"][-1][3] == "How long do eggs keep in the fridge?"
     assert dict((r[0], r[1]) for r in rows(sets))["kitchen"] == 4
     status, *_ = call(client, "prompts_add", "kitchen", "how long do EGGS keep in the fridge?")
     assert status == "already in the set"
     with pytest.raises(AppError, match="empty"):
         call(client, "prompts_add", "kitchen", "   ")
+    # a new split of the set, recorded and shown
+    status, listed, sets = call(client, "prompts_split", "kitchen", 0.5, 3)
+    n_held = sum(r[2] == "held-out" for r in rows(listed))
+    assert status == f"✓ kitchen: train {4 - n_held}, held-out {n_held}"
+    assert rows(sets)[[r[0] for r in rows(sets)].index("kitchen")][1:4] == [4, 4 - n_held, n_held]
+    with pytest.raises(AppError, match="greater than maximum"):  # the slider's own bounds
+        call(client, "prompts_split", "kitchen", 1.0, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +349,7 @@ def test_preferences_list_filters_and_detail(server, client):
     everything = found["all"]
     assert len(everything) == store.count("comparisons")
     ids = lambda rs: [r[0] for r in rs]  # noqa: E731
-    # columns: id, prompt, AI vote, P(A), confidence, flips, unparsed, label, label by
+    # columns: id, prompt, AI label, P(A), confidence, flips, unparsed, label, label by
     assert ids(found["unparsed"]) == [pop.xss_comparison_id] and found["unparsed"][0][6] == 1
     assert ids(found["disagreement"]) == [r[0] for r in everything if r[5] > 0] != []
     raw = services.comparisons_page(limit=500)  # unrounded confidences; the tab's threshold is 0.2
@@ -362,9 +375,10 @@ def test_preferences_list_filters_and_detail(server, client):
     assert "human decision <b>B</b> by pat" in html and "(from human)" in html
     assert c["answer_a"].split()[1] in html and c["answer_b"].split()[1] in html
     assert len(rows(verdicts)) == store.count("verdicts", "WHERE comparison_id = ?", [cid])
-    assert {r[2] for r in rows(verdicts)} == {"logprob"} and {r[3] for r in rows(verdicts)} == {"AB", "BA"}
+    assert {r[3] for r in rows(verdicts)} == {"logprob"} and {r[4] for r in rows(verdicts)} == {"AB", "BA"}
+    assert {r[0] for r in rows(verdicts)} == {pop.judge_run_id}  # each verdict names its judge run
     html, verdicts = call(client, "preferences_detail", pop.xss_comparison_id)
-    assert "unparsed" in [r[4] for r in rows(verdicts)]
+    assert "unparsed" in [r[5] for r in rows(verdicts)]
     assert "<script>" not in html and "&lt;script&gt;" in html
     html, verdicts = call(client, "preferences_detail", None)
     assert html == "<div>Choose a comparison.</div>" and not any(any(c not in ("", None) for c in r) for r in rows(verdicts))
@@ -383,9 +397,9 @@ def test_pairs_and_judge_jobs(server, client):
     job, panel = call(client, "judge_start", "harmless", "logprob", 1, "base")
     panel = poll_job(client, "preferences_poll", job)
     judge_run = re.search(r"run <code>(judge-[0-9a-f]+)</code>", panel).group(1)
-    # the constitution was edited above: a new version is a new judging run over every comparison
+    # a judging run over the latest pairs only (never "everything in the store"), both orders
     n = int(re.search(r"(\d+) verdicts, 0 unparsed", panel).group(1))
-    assert n == store.count("verdicts", "WHERE run_id = ?", [judge_run]) == 2 * store.count("comparisons")
+    assert n == store.count("verdicts", "WHERE run_id = ?", [judge_run]) == 2 * 3
     assert store.count("verdicts") == verdicts + n
     assert store.scalar("SELECT DISTINCT constitution_version FROM verdicts WHERE run_id = ?", [judge_run]) == \
         server.services.constitution("harmless").version != server.populated.sl_constitution_version
@@ -426,7 +440,7 @@ def test_audit_actions_append_rows_and_undo_cancels(server, client):
         if action in ("A", "B", "tie"):
             assert (labels[c].source, labels[c].choice) == ("human", action)
     accepted = seen[3][0]
-    assert labels[accepted].source == "human" and labels[accepted].choice == labels[accepted].ai_vote
+    assert labels[accepted].source == "human" and labels[accepted].choice == labels[accepted].ai_choice
     assert labels[seen[4][0]].human is None  # a skip decides nothing
     # undo cancels ann's latest action (the skip: the item comes back to her queue)
     _, _, _, status = call(client, "audit_undo", "ann", "", "", "disagreement", "")
@@ -557,13 +571,15 @@ def test_compare_run_poll_and_report(server, client):
     store = server.services.store
     assert call(client, "compare_report")[0] == "No evaluation yet."
     with pytest.raises(AppError, match="at least two models"):
-        call(client, "compare_run", "base", "red-team", 80, 4, 64)
-    job, panel = call(client, "compare_run", "base,sft", "red-team", 80, 4, 64)
+        call(client, "compare_run", "base", "red-team", "held-out", 4, 64, False)
+    job, panel = call(client, "compare_run", "base,sft", "red-team", "held-out", 4, 64, False)
     panel = poll_job(client, "compare_poll", job)
     run_id = re.search(r"run <code>([^<]+)</code>", panel).group(1)
-    report, wins, rates = call(client, "compare_report")
-    assert report.startswith("Models: base, sft · held-out prompts: 4")
-    assert "Head-to-head win rates" in report and "| base | sft |" in report and "| sft | base |" in report
+    stamp, lineage, wins_df, rates_df, wins, rates = call(client, "compare_report")
+    assert stamp.startswith("Held out: 4 prompts of red-team (held-out)") and run_id in stamp
+    assert [r[0] for r in rows(lineage)] == ["base", "sft"] and {r[3] for r in rows(lineage)} == {0}
+    assert {(r[0], r[1]) for r in rows(wins_df)} == {("base", "sft"), ("sft", "base")}
+    assert [r[0] for r in rows(rates_df)] == ["base", "sft"]
     assert figure(wins)["data"] and figure(rates)["data"]
     assert store.count("eval_reports", "WHERE run_id = ?", [run_id]) == 1
 
@@ -579,8 +595,14 @@ def test_train_launch_poll_curves_and_checkpoint(server, client, tiny_dir):
     with pytest.raises(AppError, match="no running training job to cancel"):
         call(client, "train_cancel", "job-999")
     with pytest.raises(AppError, match="not 'embedded' and not a local folder"):
-        call(client, "train_launch", "sft", 2, 2e-5, 2, True, False, str(server.root / "missing"), False)
-    job, run_from_launch, panel = call(client, "train_launch", "sft", 2, 2e-5, 2, True, False, str(tiny_dir), False)
+        call(client, "train_launch", "sft", 2, 2e-5, 2, True, False, str(server.root / "missing"), False, "")
+    # each kind brings its own default learning rate (PPO's is ~7x smaller than SFT's)
+    lr, batch, selection = call(client, "train_kind", "ppo")
+    assert lr["value"] == 3e-6 and "prompt set" in selection["label"]
+    lr, batch, selection = call(client, "train_kind", "sft")
+    assert lr["value"] == 2e-5 and "SL run ids" in selection["label"]
+    job, run_from_launch, panel = call(client, "train_launch", "sft", 2, 2e-5, 2, True, False, str(tiny_dir), False,
+                                       server.populated.sl_run_id)
     assert status_of(panel) in ("queued", "running")
     # poll with what the UI holds (the run box may still be empty: the job names its run when it starts)
     panel, curves, log, runs, ckpts = poll_job(client, "train_poll", job, run_from_launch or "", timeout=150)
@@ -595,6 +617,9 @@ def test_train_launch_poll_curves_and_checkpoint(server, client, tiny_dir):
     assert store.count("checkpoints", "WHERE run_id = ?", [run_id]) == 1
     with pytest.raises(AppError, match="no running training job to cancel"):
         call(client, "train_cancel", job)
+    # the curves of any past run, not only of a job launched in this page
+    curves, log = call(client, "train_show_run", run_id)
+    assert list(figure(curves)["data"][0]["x"]) == [1, 2] and log.strip()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -98,11 +98,12 @@ def populate(services, *, root: Path, sl_rounds: int = 2, red_team_pairs: int = 
     src = root / "lab.jsonl"
     src.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in LAB_PROMPTS), encoding="utf-8")
     services.import_prompts(src, name="lab")
-    sl = services.sl(prompts="lab", constitution="harmless", config=SLConfig(rounds=sl_rounds))
+    sl = services.sl(prompts="lab", constitution="harmless", config=SLConfig(rounds=sl_rounds, split=None))
     assert sl.status == "finished", sl
     p1 = services.pairs(prompts="red-team", config=PairsConfig(limit=red_team_pairs))
-    p2 = services.pairs(prompts="lab", config=PairsConfig())
-    judged = services.judge(constitution="harmless", config=JudgeConfig(principles=1))
+    p2 = services.pairs(prompts="lab", config=PairsConfig(split=None))
+    # one judge run over both pairs runs (every sampled pair), as an auditor would have
+    judged = services.judge(constitution="harmless", config=JudgeConfig(principles=1, source="samples"))
     assert judged.status == "finished", judged
     store = services.store
     xss_prompt = store.query(

@@ -1,22 +1,50 @@
 """Compare tab: one prompt sent to several models side by side (free-form chat), and the
-before/after evaluation report (win rates with intervals, comply / objection / evasive)."""
+before/after evaluation on held-out prompts, shown as tables: what each model is (checkpoint,
+training snapshots, prompts it trained on), win rates with intervals, comply / objection /
+evasive, with the held-out stamp on top."""
 from __future__ import annotations
 
 import gradio as gr
 
+from .common import fail, job_panel_html
 from .plots import response_rates_figure, win_rate_figure
 from .render import side_by_side_html
 
-from .common import fail, job_panel_html
+__all__ = ["build", "report_tables"]
 
-__all__ = ["build"]
+LINEAGE_COLUMNS = ["model", "checkpoint", "training snapshots", "trained-on eval prompts"]
+WIN_COLUMNS = ["model", "vs", "win rate", "95 % interval", "wins", "losses", "ties", "unparsed"]
+RATE_COLUMNS = ["model", "n", "comply", "objection", "evasive", "empty", "harmless", "evasive share"]
 
 
 def _models(text: str) -> list[str]:
     return [m.strip() for m in (text or "").split(",") if m.strip()]
 
 
-def build(services) -> None:
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.0f} %"
+
+
+def report_tables(rep: dict | None) -> tuple[str, list, list, list]:
+    """(stamp, lineage rows, win-rate rows, response rows) of a stored report (its dict)."""
+    if rep is None:
+        return "No evaluation yet.", [], [], []
+    r = rep["report"]
+    held = r.get("held_out", True)
+    stamp = (f"{'Held out' if held else 'NOT HELD OUT'}: {r.get('n_prompts', r.get('prompts'))} prompts of "
+             f"{r.get('prompt_set') or 'the set'} ({r.get('split') or 'all prompts'}) · run {rep['run_id']}"
+             + ("" if held else " — some compared model trained on some of these prompts"))
+    lineage = [[m["name"], m.get("checkpoint") or "—", ", ".join(m.get("snapshots") or []) or "—",
+                m.get("overlap_with_training", 0)] for m in r.get("models", []) if isinstance(m, dict)]
+    wins = [[w["model"], w["opponent"], _pct(w["rate"]), f"{100 * w['lo']:.0f}–{100 * w['hi']:.0f} %", w["wins"],
+             w["losses"], w["ties"], w["unparsed"]] for w in r.get("win_rates", [])]
+    rates = [[x["model"], x["n"], _pct(x["comply_rate"]), _pct(x["objection_rate"]), _pct(x["evasive_rate"]),
+              _pct(x["empty_rate"]), _pct(x["harmless_rate"]), _pct(x["evasive_share"])]
+             for x in r.get("response_rates", [])]
+    return stamp, lineage, wins, rates
+
+
+def _handlers(services):
     def chat(models, prompt, max_new):
         names = _models(models)
         if not names:
@@ -27,12 +55,13 @@ def build(services) -> None:
             raise fail(e)
         return side_by_side_html(list(answers.items()))
 
-    def evaluate(models, prompts, offset, limit, max_new):
+    def evaluate(models, prompts, split, limit, max_new, allow_trained):
         from cai_core.backends.base import GenerationParams
         from cai_core.runners.compare import CompareConfig
 
         try:
-            cfg = CompareConfig(limit=int(limit) if limit else None, offset=int(offset or 0),
+            cfg = CompareConfig(split=None if split == "all" else split, limit=int(limit) if limit else None,
+                                allow_trained=bool(allow_trained),
                                 params=GenerationParams(max_new_tokens=int(max_new), repetition_penalty=1.1))
             job_id = services.submit_compare(models=_models(models), prompts=prompts, constitution="harmless", config=cfg)
         except Exception as e:
@@ -41,14 +70,16 @@ def build(services) -> None:
 
     def report():
         rep = services.latest_report()
-        if rep is None:
-            return "No evaluation yet.", win_rate_figure({}), response_rates_figure({})
-        return rep["markdown"], win_rate_figure(rep["report"]), response_rates_figure(rep["report"])
+        stamp, lineage, wins, rates = report_tables(rep)
+        figs = (win_rate_figure(rep["report"]), response_rates_figure(rep["report"])) if rep else (
+            win_rate_figure({}), response_rates_figure({}))
+        return stamp, lineage, wins, rates, *figs
 
-    def poll(job_id):
-        view = services.job_view(job_id) if job_id else None
-        return job_panel_html(view)
+    return chat, evaluate, report
 
+
+def build(services) -> None:
+    chat, evaluate, report = _handlers(services)
     with gr.Tab("Compare"):
         gr.Markdown("Model names: `base` (the embedded model), `sft`, `rl`, a checkpoint id, or a model folder.")
         with gr.Row():
@@ -62,14 +93,20 @@ def build(services) -> None:
                 eval_models = gr.Textbox(value="base,sft", label="Models to evaluate")
                 eval_prompts = gr.Dropdown(["red-team", "benign"], value="red-team", label="Prompt set",
                                            allow_custom_value=True)
-                offset = gr.Number(value=80, precision=0, label="Offset (skip training prompts)")
-                limit = gr.Number(value=8, precision=0, label="Prompts")
+                split = gr.Radio(["held-out", "train", "all"], value="held-out", label="Split")
+                limit = gr.Number(value=8, precision=0, label="Prompts (0 = the whole split)")
+                allow = gr.Checkbox(label="Allow prompts a model trained on (stamped 'not held out')")
             with gr.Row():
                 run_eval = gr.Button("Run evaluation")
                 show = gr.Button("Show latest report")
             job_id = gr.Textbox(label="Job", interactive=False)
             panel = gr.HTML(job_panel_html(None), label="Progress")
-            report_txt = gr.Textbox(label="Report", lines=14, interactive=False)
+            stamp = gr.Textbox(label="Report", interactive=False)
+            lineage = gr.Dataframe(headers=LINEAGE_COLUMNS, label="Models and what they trained on", interactive=False)
+            wins_df = gr.Dataframe(headers=WIN_COLUMNS, label="Head-to-head win rates (judged; ties count half)",
+                                   interactive=False)
+            rates_df = gr.Dataframe(headers=RATE_COLUMNS, label="Responses (harmless = objection + evasive)",
+                                    interactive=False)
             with gr.Row():
                 wins = gr.Plot(label="Win rates")
                 rates = gr.Plot(label="Comply / objection / evasive")
@@ -77,7 +114,10 @@ def build(services) -> None:
 
         send.click(chat, [models, prompt, max_new], [answers], api_name="compare_chat")
         prompt.submit(chat, [models, prompt, max_new], [answers], api_name="compare_chat_submit")
-        run_eval.click(evaluate, [eval_models, eval_prompts, offset, limit, max_new], [job_id, panel], api_name="compare_run")
-        show.click(report, [], [report_txt, wins, rates], api_name="compare_report")
-        timer.tick(poll, [job_id], [panel], api_name="compare_poll", show_progress="hidden")
-    return report, [report_txt, wins, rates]
+        run_eval.click(evaluate, [eval_models, eval_prompts, split, limit, max_new, allow], [job_id, panel],
+                       api_name="compare_run")
+        outputs = [stamp, lineage, wins_df, rates_df, wins, rates]
+        show.click(report, [], outputs, api_name="compare_report")
+        timer.tick(lambda j: job_panel_html(services.job_view(j) if j else None), [job_id], [panel],
+                   api_name="compare_poll", show_progress="hidden")
+    return report, outputs

@@ -14,7 +14,7 @@ __all__ = ["build", "detail_html"]
 
 FILTERS = ["all", "disagreement", "low confidence", "unparsed", "audited", "not audited"]
 LIST_COLUMNS = ["id", "prompt", "AI label", "P(A)", "confidence", "flips", "unparsed", "label", "label by"]
-VERDICT_COLUMNS = ["principle", "judge", "mode", "order", "choice", "P(first)", "P(A)", "raw"]
+VERDICT_COLUMNS = ["judge run", "principle", "judge", "mode", "order", "choice", "P(first)", "P(A)", "raw"]
 
 
 def detail_html(d: dict) -> str:
@@ -33,7 +33,31 @@ def detail_html(d: dict) -> str:
     return head + pair + summary
 
 
-def build(services) -> None:
+def _jobs(services):
+    def start_pairs(set_name, model, limit):
+        from cai_core.runners.pairs import PairsConfig
+
+        try:
+            job = services.submit_pairs(prompts=set_name, config=PairsConfig(limit=int(limit) or None),
+                                        model=(model or "").strip() or None)
+        except Exception as e:
+            raise fail(e)
+        return job, job_panel_html(services.job_view(job))
+
+    def start_judge(cons, mode, k, judge_names):
+        from cai_core.runners.judge import JudgeConfig
+
+        try:
+            names = [j.strip() for j in (judge_names or "").split(",") if j.strip()] or None
+            job = services.submit_judge(constitution=cons, config=JudgeConfig(mode=mode, principles=int(k)), judges=names)
+        except Exception as e:
+            raise fail(e)
+        return job, job_panel_html(services.job_view(job))
+
+    return start_pairs, start_judge
+
+
+def _browsing(services):
     def listing(filter_, principle, judge, source):
         try:
             rows = services.comparisons_page(filter=filter_, principle=principle or None, judge=judge or None,
@@ -52,13 +76,22 @@ def build(services) -> None:
             d = services.comparison_detail(cid)
         except Exception as e:
             raise fail(e)
-        verdicts = [[v["principle_id"], v["judge"], v["mode"], v["ab_order"], v["choice"] or "unparsed",
+        verdicts = [[v["run_id"] or "", v["principle_id"], v["judge"], v["mode"], v["ab_order"], v["choice"] or "unparsed",
                      fmt_p(v["p_first"]), fmt_p(v["p_a"]), v["raw"]] for v in d["verdicts"]]
         return detail_html(d), verdicts
 
-    def filters():
-        return gr.update(choices=[""] + services.principle_ids()), gr.update(choices=[""] + services.judge_ids())
+    def on_open():
+        """What the tab shows when the page opens: the filter choices and the listing."""
+        data, cid, count = listing("all", "", "", "")
+        return (gr.update(choices=[""] + services.principle_ids()), gr.update(choices=[""] + services.judge_ids()),
+                data, cid, count)
 
+    return listing, detail, on_open
+
+
+def build(services) -> None:
+    listing, detail, on_open = _browsing(services)
+    start_pairs, start_judge = _jobs(services)
     with gr.Tab("Preferences"):
         with gr.Row():
             filter_ = gr.Dropdown(FILTERS, value="all", label="Show")
@@ -67,16 +100,17 @@ def build(services) -> None:
             source = gr.Dropdown(["", "samples", "sl", "compare"], value="", label="Source")
             list_btn = gr.Button("List", scale=0)
         count = gr.Textbox(label="Found", interactive=False)
-        rows = gr.Dataframe(headers=LIST_COLUMNS, label="Comparisons", interactive=False)
+        rows = gr.Dataframe(headers=LIST_COLUMNS, label="Comparisons (AI label: each one's latest judge run)",
+                            interactive=False)
         cid = gr.Dropdown([], label="Comparison")
         detail_out = gr.HTML("<div>Choose a comparison.</div>", label="Comparison")
         verdicts = gr.Dataframe(headers=VERDICT_COLUMNS, label="Verdicts (raw text kept for every one)",
                                 interactive=False, wrap=True)
-
         with gr.Accordion("Make comparisons and judge them (background jobs)", open=False):
             with gr.Row():
-                pairs_set = gr.Dropdown(["red-team", "benign"], value="red-team", label="Prompt set", allow_custom_value=True)
-                pairs_model = gr.Textbox(value="base", label="Sample from model")
+                pairs_set = gr.Dropdown(["red-team", "benign"], value="red-team", label="Prompt set (train split)",
+                                        allow_custom_value=True)
+                pairs_model = gr.Textbox(value="", label="Sample from model (empty: the latest SFT checkpoint, else base)")
                 pairs_limit = gr.Number(value=8, precision=0, label="Prompts")
                 pairs_btn = gr.Button("Sample pairs")
             with gr.Row():
@@ -84,30 +118,10 @@ def build(services) -> None:
                 judge_mode = gr.Radio(["logprob", "cot"], value="logprob", label="Mode")
                 judge_k = gr.Slider(1, 4, value=1, step=1, label="Principles per comparison")
                 judges = gr.Textbox(value="base", label="Judges (comma-separated)")
-                judge_btn = gr.Button("Judge unjudged comparisons")
+                judge_btn = gr.Button("Judge the latest pairs")
             job_id = gr.Textbox(label="Job", interactive=False)
             panel = gr.HTML(job_panel_html(None), label="Progress")
             timer = gr.Timer(2.0)
-
-        def start_pairs(set_name, model, limit):
-            from cai_core.runners.pairs import PairsConfig
-
-            try:
-                job = services.submit_pairs(prompts=set_name, config=PairsConfig(limit=int(limit) or None),
-                                            model=(model or "").strip() or None)
-            except Exception as e:
-                raise fail(e)
-            return job, job_panel_html(services.job_view(job))
-
-        def start_judge(cons, mode, k, judge_names):
-            from cai_core.runners.judge import JudgeConfig
-
-            try:
-                names = [j.strip() for j in (judge_names or "").split(",") if j.strip()] or None
-                job = services.submit_judge(constitution=cons, config=JudgeConfig(mode=mode, principles=int(k)), judges=names)
-            except Exception as e:
-                raise fail(e)
-            return job, job_panel_html(services.job_view(job))
 
         pairs_btn.click(start_pairs, [pairs_set, pairs_model, pairs_limit], [job_id, panel], api_name="pairs_start")
         judge_btn.click(start_judge, [judge_cons, judge_mode, judge_k, judges], [job_id, panel], api_name="judge_start")
@@ -115,4 +129,4 @@ def build(services) -> None:
                    api_name="preferences_poll", show_progress="hidden")
         list_btn.click(listing, [filter_, principle, judge, source], [rows, cid, count], api_name="preferences_list")
         cid.change(detail, [cid], [detail_out, verdicts], api_name="preferences_detail")
-    return filters, [principle, judge]
+    return on_open, [principle, judge, rows, cid, count]

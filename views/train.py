@@ -1,29 +1,52 @@
-"""Train tab: launch SFT / reward / PPO / RLOO / GRPO with editable key hyper-parameters, live
-loss / reward / KL curves, the log tail, cancel, and the runs and checkpoints with lineage."""
+"""Train tab: launch SFT / reward / PPO / RLOO / GRPO on an explicit selection of data (each
+kind with its own default hyper-parameters), live loss / reward / KL curves, the log tail,
+cancel, the curves of any past run, and the runs and checkpoints with their lineage."""
 from __future__ import annotations
 
 import gradio as gr
 
-from .plots import training_curves_figure
+from cai_core.training import default_config
+from cai_core.types import RL_KINDS, TRAIN_KINDS
 
 from .common import fail, job_panel_html, table
+from .plots import training_curves_figure
 
-__all__ = ["build"]
+__all__ = ["build", "SELECTION_HELP"]
 
 CKPT_COLUMNS = ["id", "kind", "run_id", "snapshot_hash", "overrides", "base_model", "path", "created_at"]
 RUN_COLUMNS = ["id", "kind", "status", "model", "created_at", "error"]
+SELECTION_HELP = {
+    "sft": "SL run ids (comma-separated; empty: the latest finished SL run)",
+    "reward": "judge run ids (comma-separated, several = an ensemble; empty: the latest judge run over training pairs)",
+    **{k: "prompt set[:split] (empty: red-team:train)" for k in RL_KINDS},
+}
 
 
-def build(services) -> None:
+def _selection(kind: str, text: str) -> dict:
+    items = [x.strip() for x in (text or "").split(",") if x.strip()]
+    if kind == "sft":
+        return {"sl_runs": items or None}
+    if kind == "reward":
+        return {"judge_runs": items or None}
+    set_name, _, split = (items[0] if items else "red-team").partition(":")
+    return {"prompt_set": set_name, "split": split or "train"}
+
+
+def _handlers(services):
     def train_runs():
         rows = [r for r in services.runs_table() if r["kind"].startswith("train-")]
         return table(rows, RUN_COLUMNS), table(services.checkpoints(), CKPT_COLUMNS)
 
-    def launch(kind, max_steps, lr, batch, soft, lora, base, new_run):
+    def on_kind(kind):
+        d = default_config(kind)
+        return (gr.update(value=d["learning_rate"]), gr.update(value=d["per_device_batch_size"]),
+                gr.update(label=f"Train on: {SELECTION_HELP[kind]}", value=""))
+
+    def launch(kind, max_steps, lr, batch, soft, lora, base, new_run, selection):
         cfg = {"max_steps": int(max_steps), "learning_rate": float(lr), "per_device_batch_size": int(batch),
                "save_steps": max(1, int(max_steps) // 2)}
-        if kind == "reward" and soft:
-            cfg["soft_labels"] = True
+        if kind == "reward":
+            cfg["soft_labels"] = bool(soft)
         if kind == "sft" and lora:
             cfg["lora"] = True
         if kind in ("rloo", "grpo"):
@@ -31,7 +54,8 @@ def build(services) -> None:
         try:
             if (base or "").strip():
                 cfg["model"] = services.resolve_model_path(base.strip())
-            job_id = services.submit_training(kind, config=cfg, new_run=bool(new_run))
+            job_id = services.submit_training(kind, config=cfg, selection=_selection(kind, selection),
+                                              new_run=bool(new_run))
         except Exception as e:
             raise fail(e)
         view = services.job_view(job_id)
@@ -45,23 +69,40 @@ def build(services) -> None:
         runs, ckpts = train_runs()
         return job_panel_html(view), training_curves_figure(metrics), log, runs, ckpts
 
+    def show_run(run_id):
+        if not run_id:
+            raise gr.Error("choose a training run")
+        return training_curves_figure(services.metrics(run_id)), services.training_log(run_id)
+
     def cancel(job_id):
         if not job_id or not services.cancel_job(job_id):
             raise gr.Error("no running training job to cancel")
         return "cancel requested: the job saves a checkpoint and stops; launch the same settings again to resume"
 
+    def on_open():
+        runs, ckpts = train_runs()
+        ids = [r[0] for r in runs]
+        return runs, ckpts, gr.update(choices=ids, value=ids[0] if ids else None)
+
+    return train_runs, on_kind, launch, poll, show_run, cancel, on_open
+
+
+def build(services) -> None:
+    train_runs, on_kind, launch, poll, show_run, cancel, on_open = _handlers(services)
+    sft = default_config("sft")
     with gr.Tab("Train"):
         with gr.Row():
-            kind = gr.Dropdown(["sft", "reward", "ppo", "rloo", "grpo"], value="sft", label="Kind")
+            kind = gr.Dropdown(list(TRAIN_KINDS), value="sft", label="Kind")
             max_steps = gr.Number(value=8, precision=0, label="Max steps (PPO: iterations)")
-            lr = gr.Number(value=2e-5, label="Learning rate")
-            batch = gr.Number(value=4, precision=0, label="Batch size per device")
+            lr = gr.Number(value=sft["learning_rate"], label="Learning rate (each kind's default)")
+            batch = gr.Number(value=sft["per_device_batch_size"], precision=0, label="Batch size per device")
         with gr.Row():
+            selection = gr.Textbox(label=f"Train on: {SELECTION_HELP['sft']}")
             base = gr.Textbox(label="Start from (empty = default: base for sft/reward, latest SFT for RL)")
-            soft = gr.Checkbox(label="Reward: soft labels", value=True)
+        with gr.Row():
+            soft = gr.Checkbox(label="Reward: soft labels (the paper's)", value=True)
             lora = gr.Checkbox(label="SFT: LoRA")
             new_run = gr.Checkbox(label="Force a new run")
-        with gr.Row():
             launch_btn = gr.Button("Launch (or resume)", variant="primary")
             cancel_btn = gr.Button("Cancel", variant="stop")
         with gr.Row():
@@ -71,14 +112,19 @@ def build(services) -> None:
         message = gr.Textbox(label="Message", interactive=False)
         curves = gr.Plot(label="Training curves")
         log = gr.Textbox(label="Log (tail)", lines=10, interactive=False, max_lines=12)
+        with gr.Row():
+            past = gr.Dropdown([], label="A past training run", allow_custom_value=True)
+            show_btn = gr.Button("Show its curves", scale=0)
         runs_df = gr.Dataframe(headers=RUN_COLUMNS, label="Training runs", interactive=False)
         ckpt_df = gr.Dataframe(headers=CKPT_COLUMNS, label="Checkpoints (lineage: run, snapshot, human overrides in it)",
                                interactive=False)
         timer = gr.Timer(2.0)
 
-        launch_btn.click(launch, [kind, max_steps, lr, batch, soft, lora, base, new_run], [job_id, run_id, panel],
-                         api_name="train_launch")
+        kind.change(on_kind, [kind], [lr, batch, selection], api_name="train_kind")
+        launch_btn.click(launch, [kind, max_steps, lr, batch, soft, lora, base, new_run, selection],
+                         [job_id, run_id, panel], api_name="train_launch")
         cancel_btn.click(cancel, [job_id], [message], api_name="train_cancel")
+        show_btn.click(show_run, [past], [curves, log], api_name="train_show_run")
         timer.tick(poll, [job_id, run_id], [panel, curves, log, runs_df, ckpt_df], api_name="train_poll",
                    show_progress="hidden")
-    return train_runs, [runs_df, ckpt_df]
+    return on_open, [runs_df, ckpt_df, past]

@@ -132,7 +132,7 @@ def run_compare(
 ) -> tuple[Run, EvalReport]:
     names = [m.name for m in models]
     if len(names) < 2 or len(set(names)) != len(names):
-        raise ValueError("compare needs at least two different models")
+        raise ValueError("compare needs at least two models (all different)")
     prompts = prompts_of(store, prompt_set.id, split=config.split, limit=config.limit, offset=config.offset)
     if not prompts:
         raise ValueError(f"no prompts to evaluate in {prompt_set.name} ({config.split or 'all'}, offset {config.offset})")

@@ -17,5 +17,8 @@ def store_what_if_verdicts(store: Store, verdicts: Sequence[Verdict]) -> None:
 
 
 def what_if_verdicts(store: Store, run_id: str) -> list[Verdict]:
-    rows = store.query(f"SELECT {', '.join(_COLUMNS)} FROM what_if_verdicts WHERE run_id = ? ORDER BY id", [run_id])
+    """Both sides of a what-if run: its verdicts on the old text (run id ``RUN#old``) and on the
+    draft's (``RUN#new``)."""
+    rows = store.query(f"SELECT {', '.join(_COLUMNS)} FROM what_if_verdicts WHERE run_id IN (?, ?) ORDER BY id",
+                       [f"{run_id}#old", f"{run_id}#new"])
     return [Verdict(**r) for r in rows]
