@@ -18,9 +18,28 @@ from .prompt_sets import text_key
 from .store import Store
 from .store import training as training_store
 from .store.runs import get_run, runs_of_kind
-from .types import Checkpoint, Prompt
+from .types import RL_KINDS, Checkpoint, Prompt
 
-__all__ = ["default_sl_runs", "default_judge_runs", "NoSelection", "ancestry", "Overlap", "training_overlap"]
+__all__ = ["MODEL_ALIASES", "checkpoint_named", "default_sl_runs", "default_judge_runs", "NoSelection", "ancestry",
+           "Overlap", "training_overlap"]
+
+MODEL_ALIASES: dict[str, tuple[str, ...]] = {"sft": ("sft",), "reward": ("reward",), "rl": RL_KINDS,
+                                             **{k: (k,) for k in RL_KINDS}}
+"""Model names that mean "the newest checkpoint of these kinds"."""
+
+
+def checkpoint_named(store: Store, name: str) -> Checkpoint | None:
+    """The checkpoint a model name means: a checkpoint or training run id, a checkpoint's folder,
+    or an alias (``sft``, ``reward``, ``ppo``, ``rloo``, ``grpo``, ``rl``: the newest of that
+    kind; KeyError when there is none yet). None for ``base`` or anything else."""
+    if name in ("base", "embedded"):
+        return None
+    ckpt = training_store.checkpoint(store, name)
+    if ckpt is None and name in MODEL_ALIASES:
+        ckpt = training_store.latest_checkpoint(store, MODEL_ALIASES[name])
+        if ckpt is None:
+            raise KeyError(f"no {name} checkpoint yet (train one with `cai train {MODEL_ALIASES[name][0]}`)")
+    return ckpt or training_store.checkpoint_by_path(store, name)
 
 
 class NoSelection(ValueError):

@@ -23,6 +23,7 @@ __all__ = [
     "shipped_prompt_sets",
     "MAX_PROMPT_CHARS",
     "import_prompt_set",
+    "add_prompt",
     "get_prompt_set",
     "list_prompt_sets",
     "prompts_of",
@@ -232,6 +233,25 @@ def import_prompt_set(store, path: str | Path, *, name: str | None = None, colum
     ensure_split(store, ps)
     added = SP.count_prompts(store, ps.id) - before
     return ps, added, len(rows) - added
+
+
+def add_prompt(store, set_name: str, text: str) -> int:
+    """Add one prompt by hand (into a new or existing set), read and checked like a file's.
+    Returns how many were added (0: already in the set)."""
+    import tempfile
+
+    text = (text or "").strip()
+    if not text:
+        raise ValueError("the prompt is empty")
+    if not set_name or not set_name.strip():
+        raise ValueError("choose or name a prompt set")
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as f:
+        f.write(json.dumps({"prompt": text}) + "\n")
+    try:
+        _, added, _ = import_prompt_set(store, f.name, name=set_name.strip())
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    return added
 
 
 def get_prompt_set(store, name: str, *, auto_import_shipped: bool = True) -> PromptSet:

@@ -13,9 +13,6 @@ __all__ = ["JobsMixin"]
 class JobsMixin:
     """Job submission and viewing; ``self`` is the Services facade."""
 
-    def job_views(self: Any) -> list[dict]:
-        return [j.view() for j in self.jobs.list()]
-
     def job_view(self: Any, job_id: str | None) -> dict | None:
         job = self.jobs.get(job_id) if job_id else None
         return job.view() if job else None

@@ -21,14 +21,14 @@ from .config import Settings
 from .labels import agreement as agreement_mod
 from .labels import audits, listing, queue, snapshots
 from .labels import versions as V
-from .lineage import default_judge_runs, default_sl_runs
+from .lineage import checkpoint_named, default_judge_runs, default_sl_runs
 from .runners.sl import Progress, SLConfig, SLResult, run_sl, sl_prompts_of, start_sl_run
 from .store import Store
 from .store import browse as browse_store
 from .store import sl as sl_store
 from .store import training as training_store
 from .store import verdicts as verdict_store
-from .store.runs import get_run, list_runs
+from .store.runs import list_runs
 from .types import RL_KINDS, Checkpoint, Constitution, TrainKind
 from .service_jobs import JobsMixin
 
@@ -43,7 +43,6 @@ STAT_KINDS = (
     "prompt_sets", "prompts", "generations", "critiques", "revisions", "comparisons",
     "verdicts", "unparsed_verdicts", "audits", "runs", "checkpoints", "failures",
 )
-_MODEL_ALIASES = {"sft": ("sft",), "reward": ("reward",), "rl": RL_KINDS, **{k: (k,) for k in RL_KINDS}}
 
 
 class Services(JobsMixin):
@@ -150,21 +149,7 @@ class Services(JobsMixin):
 
     def add_prompt(self, set_name: str, text: str) -> int:
         """Add one prompt by hand (into a new or existing set). Returns how many were added."""
-        import json
-        import tempfile
-
-        text = (text or "").strip()
-        if not text:
-            raise ValueError("the prompt is empty")
-        if not set_name or not set_name.strip():
-            raise ValueError("choose or name a prompt set")
-        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as f:
-            f.write(json.dumps({"prompt": text}) + "\n")
-        try:
-            _, added, _ = self.import_prompts(f.name, name=set_name.strip())
-        finally:
-            Path(f.name).unlink(missing_ok=True)
-        return added
+        return P.add_prompt(self.store, set_name, text)
 
     # -- SL phase ------------------------------------------------------------------------
     def sl(self, *, prompts: str, constitution: str, config: SLConfig, new_run: bool = False,
@@ -199,17 +184,8 @@ class Services(JobsMixin):
 
     # -- models and lineage --------------------------------------------------------------
     def resolve_checkpoint(self, name: str) -> Checkpoint | None:
-        """The checkpoint a model name means: a checkpoint or training run id, or ``sft`` /
-        ``reward`` / ``ppo`` / ``rloo`` / ``grpo`` / ``rl`` (the newest of that kind)."""
-        if name in ("base", "embedded"):
-            return None
-        ckpt = training_store.checkpoint(self.store, name)
-        if ckpt is None and name in _MODEL_ALIASES:
-            ckpt = training_store.latest_checkpoint(self.store, _MODEL_ALIASES[name])
-            if ckpt is None:
-                kinds = _MODEL_ALIASES[name]
-                raise KeyError(f"no {name} checkpoint yet (train one with `cai train {kinds[0]}`)")
-        return ckpt or training_store.checkpoint_by_path(self.store, name)
+        """The checkpoint a model name means (None for the base model or a plain folder)."""
+        return checkpoint_named(self.store, name)
 
     def resolve_model(self, name: str) -> str:
         """'base'/'embedded' -> embedded; a checkpoint id, run id or kind alias -> its folder;
@@ -256,16 +232,11 @@ class Services(JobsMixin):
               new_run: bool = False, progress: Progress | None = None, should_stop=None) -> "JudgeResult":
         """Judge comparisons: those of ``config.pairs_run`` / ``config.source``, by default the
         pairs made most recently (never the evaluation pairs of ``compare`` unless named)."""
-        from .runners.judge import run_judge, start_judge_run
-        from .store.comparisons import latest_training_pairs_run
+        from .runners.judge import run_judge, start_judge_run, with_default_selection
 
         cons = self.constitution(constitution)
         names = judges or [self.settings.model]
-        if config.pairs_run is None and config.source is None:
-            latest = latest_training_pairs_run(self.store)
-            if latest is None:
-                raise ValueError("no comparisons to judge: run `cai pairs` (or `cai pairs --from-sl RUN`) first")
-            config = replace(config, pairs_run=latest)
+        config = with_default_selection(self.store, config)
         resolved = [self.resolve_model(n) if self.settings.backend == "local" else n for n in names]
         config = replace(config, judge_models=tuple(resolved))
         backends = [self.backend(j) for j in names]
@@ -296,19 +267,10 @@ class Services(JobsMixin):
     # -- compare -------------------------------------------------------------------------
     def compare_models(self, models: list[str]) -> list:
         """CompareModel entries: each name with what it resolved to (the compare run's key)."""
-        from .runners.compare import CompareModel
+        from .runners.compare import compare_models
 
-        out = []
-        for name in models:
-            try:
-                ckpt = self.resolve_checkpoint(name)
-            except KeyError:  # 'sft' before any SFT checkpoint: an error locally, a served model's name otherwise
-                if self.settings.backend == "local":
-                    raise
-                ckpt = None
-            identity = ckpt.id if ckpt else (self.resolve_model(name) if self.settings.backend == "local" else name)
-            out.append(CompareModel(name, identity, (lambda name=name: self.backend(name)), ckpt))
-        return out
+        return compare_models(models, checkpoint=self.resolve_checkpoint, resolve=self.resolve_model, load=self.backend,
+                              local=self.settings.backend == "local")
 
     def compare(self, *, models: list[str], prompts: str, constitution: str = "harmless", judge: str | None = None,
                 config: "CompareConfig | None" = None, new_run: bool = False, progress: Progress | None = None):
@@ -318,49 +280,23 @@ class Services(JobsMixin):
         return run_compare(self.store, self.compare_models(models), self.backend(judge), self.constitution(constitution),
                            self.prompt_set(prompts), config or CompareConfig(), new_run=new_run, progress=progress)
 
-    def eval_reports(self) -> list[dict]:
-        return training_store.reports(self.store)
-
     def latest_report(self) -> dict | None:
-        import json
-
-        rows = self.eval_reports()
-        if not rows:
-            return None
-        r = rows[0]
-        return {"run_id": r["run_id"], "report": json.loads(r["report"]), "markdown": r["markdown"]}
+        """The newest evaluation report: {run_id, report (its dict), markdown}, or None."""
+        return training_store.latest_report(self.store)
 
     def chat(self, models: list[str], prompt: str, *, max_new_tokens: int = 160) -> dict[str, str]:
         """The same prompt to several models (greedy, same settings) -> name -> answer."""
-        from .backends.base import GenerationParams, Request, chat
+        from .stages.generate import side_by_side
 
-        prompt = (prompt or "").strip()
-        if not prompt:
-            raise ValueError("type a prompt first")
-        req = Request(chat(("user", prompt)), GenerationParams(max_new_tokens=int(max_new_tokens), repetition_penalty=1.1))
-        out: dict[str, str] = {}
-        for name in models:
-            c = self.backend(name).generate([req])[0]
-            out[name] = c.text if c.ok else f"[error: {c.error}]"
-        return out
+        return side_by_side({name: (lambda name=name: self.backend(name)) for name in models}, prompt,
+                            max_new_tokens=max_new_tokens)
 
     # -- training ------------------------------------------------------------------------
     def training_inputs(self, kind: TrainKind, selection: dict | None = None):
-        """The snapshot a training kind trains on, from ``selection`` (SFT: ``sl_runs``,
-        ``include_flagged``; reward: ``judge_runs``, ``min_confidence``; RL: ``prompt_set``,
-        ``split``) or the defaults (the latest finished run of the right kind; red-team, train)."""
-        from .training.data import preference_inputs, rl_inputs, sft_inputs
+        """The snapshot a training kind trains on (see :func:`cai_core.training.data.inputs_for`)."""
+        from .training.data import inputs_for
 
-        sel = dict(selection or {})
-        data_dir = Path(self.settings.runs_dir).resolve() / "snapshots"
-        if kind == "sft":
-            return sft_inputs(self.store, data_dir, sel.get("sl_runs") or default_sl_runs(self.store),
-                              include_flagged=bool(sel.get("include_flagged")))
-        if kind == "reward":
-            return preference_inputs(self.store, data_dir, sel.get("judge_runs") or default_judge_runs(self.store),
-                                     min_confidence=float(sel.get("min_confidence") or 0.0))
-        return rl_inputs(self.store, data_dir, self.prompt_set(sel.get("prompt_set") or "red-team"),
-                         sel.get("split", "train"))
+        return inputs_for(self.store, kind, selection, Path(self.settings.runs_dir).resolve() / "snapshots")
 
     def start_training(self, kind: TrainKind, *, config: dict | None = None, selection: dict | None = None,
                        new_run: bool = False, num_processes: int = 1):
@@ -395,11 +331,9 @@ class Services(JobsMixin):
         return cancel(Path(self.settings.runs_dir).resolve() / run_id)
 
     def training_log(self, run_id: str, lines: int = 40) -> str:
-        path = Path(self.settings.runs_dir).resolve() / run_id / "log.txt"
-        if not path.is_file():
-            return ""
-        text = path.read_bytes()[-20000:].decode("utf-8", "replace")
-        return "\n".join(text.splitlines()[-lines:])
+        from .training.launcher import log_tail
+
+        return log_tail(Path(self.settings.runs_dir).resolve() / run_id, lines)
 
     def checkpoints(self) -> list[dict]:
         return training_store.checkpoints(self.store)
@@ -446,10 +380,8 @@ class Services(JobsMixin):
         out = browse_store.record_counts(self.store, tuple(k for k in STAT_KINDS if k != "unparsed_verdicts"))
         return {k: out[k] for k in (*STAT_KINDS, "flagged_outputs")}
 
-    def run(self, run_id: str):
-        return get_run(self.store, run_id)
-
     def what_if_plan(self, name: str, draft_text: str, *, principle_ids: list[str] | None = None, sample: int = 8):
+        """(draft, plans): what a what-if of this draft would re-judge."""
         draft = C.parse_constitution(draft_text, name=name, where="draft")
         try:
             saved = self.constitution(name)
@@ -461,14 +393,6 @@ class Services(JobsMixin):
                 progress: Progress | None = None, should_stop=None) -> tuple[str, list[Any]]:
         """Re-judge stored comparisons with a draft (same judge configuration as their verdicts,
         old text vs new) -> (what-if run id, rows). Long: the app runs it as a job."""
-        from .store.runs import find_or_create_run, set_status
-
         draft, plans = self.what_if_plan(name, draft_text, principle_ids=principle_ids, sample=sample)
-        run, _ = find_or_create_run(self.store, kind="what-if", model=",".join(sorted({p.base_run.id for p in plans})),
-                                    seed=0, constitution_version=draft.version,
-                                    config={"draft": draft.version, "draft_source": draft.source,
-                                            "principles": [p.principle_id for p in plans], "sample": sample,
-                                            "base_runs": [p.base_run.id for p in plans]})
-        rows = V.what_if(self.store, plans, self.judges_of, draft, run, progress=progress, should_stop=should_stop)
-        set_status(self.store, run.id, "finished")
-        return run.id, rows
+        return V.run_what_if(self.store, draft, plans, self.judges_of, sample=sample, progress=progress,
+                             should_stop=should_stop)

@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 from .ids import stable_id
 
 __all__ = [
-    "TrainKind", "TRAIN_KINDS", "RL_KINDS", "PREFERENCE_KINDS",
+    "TrainKind", "TRAIN_KINDS", "RLKind", "RL_KINDS", "PREFERENCE_KINDS",
     "StageKind", "STAGE_KINDS", "RunKind", "RUN_KINDS", "train_run_kind",
     "RunStatus", "RUN_STATUSES",
     "JudgeMode", "JUDGE_MODES",
@@ -38,9 +38,10 @@ __all__ = [
 ]
 
 # -- vocabularies ----------------------------------------------------------------------------------
-TrainKind = Literal["sft", "reward", "ppo", "rloo", "grpo"]
+TrainKind = Literal["sft", "reward", "ppo", "rloo", "grpo"]  # RLKind's members last
 TRAIN_KINDS: tuple[TrainKind, ...] = get_args(TrainKind)
-RL_KINDS: tuple[TrainKind, ...] = ("ppo", "rloo", "grpo")
+RLKind = Literal["ppo", "rloo", "grpo"]
+RL_KINDS: tuple[RLKind, ...] = get_args(RLKind)
 """Kinds that improve a policy against a reward model, starting from the SFT checkpoint."""
 PREFERENCE_KINDS: tuple[TrainKind, ...] = ("reward",)
 """Kinds that train on a preference snapshot (chosen/rejected pairs)."""

@@ -152,3 +152,53 @@ def test_kill_9_mid_run_then_resume_counts_exact(tmp_path):
         assert st.scalar("SELECT max(n) FROM (SELECT count(*) AS n FROM revisions GROUP BY prompt_id, round)") == 1
         assert st.scalar("SELECT status FROM runs") == "finished"
     print(f"kill -9 survived: {total} of 120 records were written before the kill; resume completed the rest")
+
+
+def test_a_constitution_saved_in_the_app_is_used_by_cai_sl(tmp_path):
+    from cai_core.config import Settings
+    from cai_core.services import Services
+
+    base = (Path(__file__).parent.parent / "constitutions" / "seed.toml").read_text()
+    edited = base.replace('title = "', 'title = "Edited in the app: ', 1)
+    app = Services(Settings(db=str(tmp_path / "cai.duckdb"), backend="scripted"))  # as app.py builds it
+    saved = app.save_constitution("mine", edited)
+    app.close()
+    listed = cai(tmp_path, "constitutions", "list").stdout
+    assert f"mine\t{saved.version}" in listed
+    run_id = cai(tmp_path, "--backend", "scripted", "sl", "--prompts", "red-team", "--constitution", "mine",
+                 "--rounds", "1", "--limit", "2").stdout.strip()
+    from cai_core.store import Store
+
+    with Store(tmp_path / "cai.duckdb") as s:
+        assert s.scalar("SELECT constitution_version FROM runs WHERE id = ?", [run_id]) == saved.version
+
+
+def test_cai_app_takes_every_flag_app_py_takes_and_starts_with_a_login(tmp_path):
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert "ct2" in subprocess.run([CAI, "app", "--help"], capture_output=True, text=True).stdout
+    proc = subprocess.Popen([CAI, "--db", str(tmp_path / "cai.duckdb"), "app", "--auth", "u:p", "--backend", "scripted",
+                             "--port", str(port)], cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, page = time.time() + 90, None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert proc.poll() is None and page is not None, proc.stdout.read() if proc.poll() is not None else "no answer"
+        import urllib.error
+
+        with pytest.raises(urllib.error.HTTPError, match="401"):  # the login is on: no config without it
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    bad = cai(tmp_path, "app", "--host", "0.0.0.0", check=False)
+    assert bad.returncode == 2 and "a shared host needs a login" in bad.stderr

@@ -41,7 +41,8 @@ def _item_html(item) -> str:
             + f" · in the queue because: <i>{reasons}</i></div>")
 
 
-def build(services) -> None:
+def _handlers(services):
+    """next, act, stats: what the Audit tab's events call."""
     def author_of(author, request: gr.Request | None):
         name = (author or "").strip() or (getattr(request, "username", None) or "")
         if not name:
@@ -92,6 +93,12 @@ def build(services) -> None:
                    f"position flips {flip} · unparsed verdicts {rep.unparsed}")
         return (summary, agreement_figure(rep), judge_agreement_figure(rep), calibration_figure(rep),
                 label_counts_figure(counts, "hour"))
+
+    return next_item, act, stats
+
+
+def build(services) -> None:
+    next_item, act, stats = _handlers(services)
 
     with gr.Tab("Audit"):
         with gr.Row():

@@ -6,6 +6,8 @@ import html
 
 import gradio as gr
 
+from cai_core.types import COMPARISON_SOURCES, JUDGE_MODES
+
 from .render import side_by_side_html, text_block_html, verdict_badge_html
 
 from .common import fail, fmt_p, job_panel_html, short
@@ -97,7 +99,7 @@ def build(services) -> None:
             filter_ = gr.Dropdown(FILTERS, value="all", label="Show")
             principle = gr.Dropdown([""], value="", label="Principle", allow_custom_value=True)
             judge = gr.Dropdown([""], value="", label="Judge", allow_custom_value=True)
-            source = gr.Dropdown(["", "samples", "sl", "compare"], value="", label="Source")
+            source = gr.Dropdown(["", *COMPARISON_SOURCES], value="", label="Source")
             list_btn = gr.Button("List", scale=0)
         count = gr.Textbox(label="Found", interactive=False)
         rows = gr.Dataframe(headers=LIST_COLUMNS, label="Comparisons (AI label: each one's latest judge run)",
@@ -115,7 +117,7 @@ def build(services) -> None:
                 pairs_btn = gr.Button("Sample pairs")
             with gr.Row():
                 judge_cons = gr.Dropdown(sorted(services.constitutions()), value="harmless", label="Constitution")
-                judge_mode = gr.Radio(["logprob", "cot"], value="logprob", label="Mode")
+                judge_mode = gr.Radio(list(JUDGE_MODES), value="logprob", label="Mode")
                 judge_k = gr.Slider(1, 4, value=1, step=1, label="Principles per comparison")
                 judges = gr.Textbox(value="base", label="Judges (comma-separated)")
                 judge_btn = gr.Button("Judge the latest pairs")

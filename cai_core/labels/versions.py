@@ -25,14 +25,14 @@ from ..store import Store
 from ..store.comparisons import comparisons_of_ids
 from ..store.constitutions import record_constitution, version_source, versions_of
 from ..store.prompts import prompt_texts
-from ..store.runs import get_run
+from ..store.runs import find_or_create_run, get_run, set_status
 from ..store.verdicts import judged_comparisons, latest_judged_run, verdicts_of
 from ..store.whatif import store_what_if_verdicts, what_if_verdicts
 from ..types import Comparison, Constitution, Principle, Run
 from .rule import Choice, ai_label
 
 __all__ = ["record_version", "save_version", "versions_of", "version_source", "diff_versions", "WhatIfRow",
-           "WhatIfPlan", "plan_what_if", "what_if", "what_if_rows"]
+           "WhatIfPlan", "plan_what_if", "what_if", "run_what_if", "what_if_rows"]
 
 
 def record_version(store: Store, c: Constitution) -> None:
@@ -161,6 +161,22 @@ def what_if(store: Store, plans: Sequence[WhatIfPlan], judges_for: Callable[[Run
     if progress:
         progress(len(plans), len(plans), "done")
     return what_if_rows(store, run.id, plans)
+
+
+def run_what_if(store: Store, draft: Constitution, plans: Sequence[WhatIfPlan],
+                judges_for: Callable[[Run], Sequence[Backend]], *, sample: int,
+                progress: Callable[[int, int, str], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> tuple[str, list[WhatIfRow]]:
+    """The what-if run of these plans (found again for the same draft and sample, so a rerun
+    re-judges nothing it has), judged -> (run id, rows)."""
+    run, _ = find_or_create_run(store, kind="what-if", model=",".join(sorted({p.base_run.id for p in plans})), seed=0,
+                                constitution_version=draft.version,
+                                config={"draft": draft.version, "draft_source": draft.source,
+                                        "principles": [p.principle_id for p in plans], "sample": sample,
+                                        "base_runs": [p.base_run.id for p in plans]})
+    rows = what_if(store, plans, judges_for, draft, run, progress=progress, should_stop=should_stop)
+    set_status(store, run.id, "cancelled" if should_stop and should_stop() else "finished")
+    return run.id, rows
 
 
 def what_if_rows(store: Store, run_id: str, plans: Sequence[WhatIfPlan]) -> list[WhatIfRow]:

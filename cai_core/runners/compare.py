@@ -30,7 +30,7 @@ from ..store.training import save_report
 from ..types import Checkpoint, Comparison, Constitution, Generation, Prompt, PromptSet, Run, Split
 from .judge import JudgeConfig, run_judge, start_judge_run
 
-__all__ = ["CompareConfig", "CompareModel", "TrainedOnEvalPrompts", "run_compare"]
+__all__ = ["CompareConfig", "CompareModel", "compare_models", "TrainedOnEvalPrompts", "run_compare"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,24 @@ class CompareModel:
     load: Callable[[], Backend]
     """Called only when answers are missing, so a resumed comparison loads nothing it does not need."""
     checkpoint: Checkpoint | None = None
+
+
+def compare_models(names: Sequence[str], *, checkpoint: Callable[[str], Checkpoint | None],
+                   resolve: Callable[[str], str], load: Callable[[str], Backend], local: bool) -> list[CompareModel]:
+    """Each name with the checkpoint it means (its identity in the run's key) and a loader.
+    An alias without a checkpoint ('sft' before any SFT) is an error locally, and a served
+    model's name on a server backend."""
+    out = []
+    for name in names:
+        try:
+            ckpt = checkpoint(name)
+        except KeyError:
+            if local:
+                raise
+            ckpt = None
+        identity = ckpt.id if ckpt else (resolve(name) if local else name)
+        out.append(CompareModel(name, identity, (lambda name=name: load(name)), ckpt))
+    return out
 
 
 class TrainedOnEvalPrompts(ValueError):

@@ -3,21 +3,21 @@ both A/B orders, one or more judge models. Resumable: verdict ids are determinis
 chunk is written as soon as it is judged."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from ..backends.base import Backend, GenerationParams
 from ..stages.judge import BACKEND_ERROR_PREFIX, draw_principles, judge
 from ..store import Store
 from ..store import records
-from ..store.comparisons import comparisons_for_judging
+from ..store.comparisons import comparisons_for_judging, latest_training_pairs_run
 from ..store.constitutions import record_constitution
 from ..store.prompts import prompt_texts
 from ..store.runs import find_or_create_run, set_status
 from ..store.verdicts import count_verdicts, verdicts_per_comparison
 from ..types import COMPARISON_SOURCES, JUDGE_MODES, PREFERENCE_SOURCES, Comparison, Constitution, Failure, JudgeMode, Run
 
-__all__ = ["JudgeConfig", "JudgeResult", "start_judge_run", "run_judge", "select_comparisons"]
+__all__ = ["JudgeConfig", "JudgeResult", "with_default_selection", "start_judge_run", "run_judge", "select_comparisons"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,17 @@ class JudgeResult:
     comparisons: int
     verdicts: int
     unparsed: int
+
+
+def with_default_selection(store: Store, config: JudgeConfig) -> JudgeConfig:
+    """The config as given, or, when it names neither a pairs run nor a source, the pairs made
+    most recently (never all comparisons in the store)."""
+    if config.pairs_run is not None or config.source is not None:
+        return config
+    latest = latest_training_pairs_run(store)
+    if latest is None:
+        raise ValueError("no comparisons to judge: run `cai pairs` (or `cai pairs --from-sl RUN`) first")
+    return replace(config, pairs_run=latest)
 
 
 def select_comparisons(store: Store, config: JudgeConfig) -> list[Comparison]:

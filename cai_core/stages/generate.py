@@ -1,14 +1,14 @@
 """Stage: prompts -> first answers."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..backends.base import Backend, Completion, GenerationParams, Request, chat
 from ..ids import stable_id
 from ..quality import output_flags
 from ..types import Generation, Prompt
 
-__all__ = ["generation_id", "render_answer", "parse_answer", "first_answers"]
+__all__ = ["generation_id", "render_answer", "parse_answer", "first_answers", "side_by_side"]
 
 
 def generation_id(run_id: str, prompt_id: str) -> str:
@@ -44,3 +44,17 @@ def first_answers(
         (p, o, parse_answer(p, o, run_id=run_id, backend_id=backend.id, params=params) if o.ok else None)
         for p, o in zip(prompts, outs)
     ]
+
+
+def side_by_side(backends: dict[str, Callable[[], Backend]], prompt: str, *, max_new_tokens: int = 160) -> dict[str, str]:
+    """The same prompt to several models (greedy, the same settings): name -> answer (or the
+    error). ``backends``: name -> a function loading the model."""
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise ValueError("type a prompt first")
+    req = Request(chat(("user", prompt)), GenerationParams(max_new_tokens=int(max_new_tokens), repetition_penalty=1.1))
+    out: dict[str, str] = {}
+    for name, load in backends.items():
+        c = load().generate([req])[0]
+        out[name] = c.text if c.ok else f"[error: {c.error}]"
+    return out

@@ -11,7 +11,7 @@ from .records import insert, load, load_one
 
 __all__ = ["register_snapshot", "snapshot", "set_snapshot_path", "snapshot_prompt_keys", "trained_on",
            "checkpoints", "checkpoint", "checkpoint_by_path", "latest_checkpoint", "add_checkpoint",
-           "metric_rows", "stored_metrics", "store_metrics", "save_report", "reports", "report"]
+           "metric_rows", "stored_metrics", "store_metrics", "save_report", "reports", "latest_report", "report"]
 
 
 def register_snapshot(store: Store, *, kind: str, content_hash: str, path: str, records: int, overrides: int = 0,
@@ -101,6 +101,14 @@ def save_report(store: Store, run_id: str, judge_run: str, report: dict, markdow
 
 def reports(store: Store) -> list[dict[str, Any]]:
     return store.query("SELECT run_id, judge_run, report, markdown, created_at FROM eval_reports ORDER BY created_at DESC")
+
+
+def latest_report(store: Store) -> dict[str, Any] | None:
+    """The newest report as {run_id, report (decoded), markdown}, or None."""
+    rows = reports(store)
+    if not rows:
+        return None
+    return {"run_id": rows[0]["run_id"], "report": json.loads(rows[0]["report"]), "markdown": rows[0]["markdown"]}
 
 
 def report(store: Store, run_id: str) -> dict[str, Any] | None:

@@ -10,18 +10,13 @@ import dataclasses
 import importlib
 from typing import Any
 
+from ..types import RL_KINDS, TRAIN_KINDS
+
 __all__ = ["KINDS", "RL_KINDS", "default_config", "config_class"]
 
-KINDS: dict[str, str] = {
-    "sft": "cai_core.training.sft",
-    "reward": "cai_core.training.reward",
-    "ppo": "cai_core.training.rl",
-    "rloo": "cai_core.training.rl",
-    "grpo": "cai_core.training.rl",
-}
-"""Job kind -> module to run with `python -m`."""
+KINDS: dict[str, str] = {kind: f"cai_core.training.{'rl' if kind in RL_KINDS else kind}" for kind in TRAIN_KINDS}
+"""Job kind -> module to run with `python -m` (the one registry of training kinds)."""
 
-RL_KINDS = ("ppo", "rloo", "grpo")
 
 # Sized for SmolLM2-135M on 2 CPU cores (see FACTS.md: SFT ~3 s/step at batch 4, GRPO/RLOO
 # ~3-4 s/step, PPO ~1-1.5 min per 4-episode iteration).

@@ -17,7 +17,7 @@ from ..prompt_sets import prompts_of, text_key
 from ..store import Store
 from ..types import PromptSet, Split
 
-__all__ = ["TrainingInputs", "sft_inputs", "preference_inputs", "rl_inputs"]
+__all__ = ["TrainingInputs", "sft_inputs", "preference_inputs", "rl_inputs", "inputs_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +79,20 @@ def rl_inputs(store: Store, data_dir: Path, prompt_set: PromptSet, split: Split 
     return TrainingInputs(content_hash, path, len(records), selection,
                           f"RL prompts: {prompt_set.name}, {split or 'all'} split: {len(records)} prompts "
                           f"(snapshot {content_hash})")
+
+
+def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) -> TrainingInputs:
+    """The snapshot ``kind`` trains on, from ``selection`` (SFT: ``sl_runs``, ``include_flagged``;
+    reward: ``judge_runs``, ``min_confidence``; RL: ``prompt_set``, ``split``) or the defaults:
+    the latest finished run of the right kind; red-team's train split."""
+    from ..lineage import default_judge_runs, default_sl_runs
+    from ..prompt_sets import get_prompt_set
+
+    sel = dict(selection or {})
+    if kind == "sft":
+        return sft_inputs(store, data_dir, sel.get("sl_runs") or default_sl_runs(store),
+                          include_flagged=bool(sel.get("include_flagged")))
+    if kind == "reward":
+        return preference_inputs(store, data_dir, sel.get("judge_runs") or default_judge_runs(store),
+                                 min_confidence=float(sel.get("min_confidence") or 0.0))
+    return rl_inputs(store, data_dir, get_prompt_set(store, sel.get("prompt_set") or "red-team"), sel.get("split", "train"))

@@ -26,7 +26,7 @@ from ..store.runs import find_or_create_run, get_run, set_status
 from ..types import Checkpoint, Run, train_run_kind
 from . import KINDS
 
-__all__ = ["JobState", "launch", "ingest", "cancel", "wait", "read_json", "job_state"]
+__all__ = ["JobState", "launch", "ingest", "cancel", "wait", "read_json", "job_state", "log_tail"]
 
 
 
@@ -147,6 +147,15 @@ def ingest(store: Store, run_id: str, runs_dir: str | Path) -> JobState:
     if state.status != "running":
         set_status(store, run_id, state.status, state.error)
     return replace(state, checkpoint_id=ckpt_id) if ckpt_id else state
+
+
+def log_tail(run_dir: str | Path, lines: int = 40) -> str:
+    """The last lines of the job's log (its last 20 kB, undecodable bytes replaced)."""
+    path = Path(run_dir) / "log.txt"
+    if not path.is_file():
+        return ""
+    text = path.read_bytes()[-20000:].decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def cancel(run_dir: str | Path) -> bool:

@@ -37,7 +37,6 @@ from . import env  # noqa: F401  (first: the offline environment, before transfo
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from .common import (
     Job,
@@ -49,6 +48,7 @@ from .common import (
     world_size,
 )
 from .config import JobConfig, parse_config
+from ..types import RLKind
 
 __all__ = ["RLJobConfig", "main"]
 
@@ -57,7 +57,7 @@ __all__ = ["RLJobConfig", "main"]
 class RLJobConfig(JobConfig):
     """RL fine-tuning of a policy against a reward model: PPO, RLOO or GRPO (TRL)."""
 
-    algorithm: Literal["ppo", "rloo", "grpo"] = field(default="ppo", metadata={"help": "RL algorithm."})
+    algorithm: RLKind = field(default="ppo", metadata={"help": "RL algorithm."})
     reward_model: str = field(metadata={"help": "Reward model folder (reward.py's final/)."})
     prompts: str = field(metadata={"help": "JSONL with a `prompt` column."})
     response_length: int = field(default=32, metadata={"help": "Max new tokens per sampled response."})
@@ -135,10 +135,47 @@ def _ppo_pad_token(tokenizer, prompt_ids: list[list[int]]) -> str | None:
 # ---------------------------------------------------------------- PPO
 
 
-def build_ppo(cfg: RLJobConfig, checkpoint: Path | None) -> Job:
+def _ppo_models(start: str, model_path: str, reward_path: str, tokenizer, added_pad: bool) -> tuple:
+    """Policy (from ``start``), reference policy, reward and value models (the last two sequence
+    classifiers from the reward model), all fp32, embeddings resized for an added pad token."""
     import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    f32 = dict(dtype=torch.float32)
+    policy = AutoModelForCausalLM.from_pretrained(start, **f32)
+    ref_policy = AutoModelForCausalLM.from_pretrained(model_path, **f32)
+    reward_model = AutoModelForSequenceClassification.from_pretrained(reward_path, num_labels=1, **f32)
+    value_model = AutoModelForSequenceClassification.from_pretrained(reward_path, num_labels=1, **f32)
+    if added_pad:
+        for m in (policy, ref_policy, reward_model, value_model):
+            m.resize_token_embeddings(len(tokenizer))
+    for m in (reward_model, value_model):
+        m.config.pad_token_id = tokenizer.pad_token_id
+    return policy, ref_policy, reward_model, value_model
+
+
+def _ppo_config(config_cls, cfg: RLJobConfig, remaining: int, model_path: str, reward_path: str):
+    batch = cfg.per_device_batch_size * cfg.gradient_accumulation_steps * world_size()
+    return config_cls(
+        **trainer_arguments(cfg),
+        total_episodes=remaining * batch,  # PPO runs ceil(total_episodes / batch) iterations (0 is fine)
+        response_length=cfg.response_length,
+        temperature=cfg.temperature,
+        kl_coef=cfg.kl_coef,
+        missing_eos_penalty=cfg.missing_eos_penalty,
+        stop_token="eos",
+        num_ppo_epochs=cfg.num_ppo_epochs,
+        num_mini_batches=1,
+        local_rollout_forward_batch_size=max(1, cfg.per_device_batch_size * cfg.gradient_accumulation_steps),
+        num_sample_generations=0,  # no eval set; sample tables are printed only with one
+        sft_model_path=model_path,
+        reward_model_path=reward_path,
+    )
+
+
+def build_ppo(cfg: RLJobConfig, checkpoint: Path | None) -> Job:
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # we know PPO is experimental (and gone in 1.13)
     from trl.experimental.ppo import PPOConfig, PPOTrainer
 
@@ -160,35 +197,9 @@ def build_ppo(cfg: RLJobConfig, checkpoint: Path | None) -> Job:
 
     # Resume = restart from the policy weights of the latest checkpoint (see the module docstring).
     done = min(checkpoint_step(checkpoint), cfg.max_steps)  # 0 without a checkpoint
-    start = str(checkpoint) if done else model_path
-    f32 = dict(dtype=torch.float32)
-    policy = AutoModelForCausalLM.from_pretrained(start, **f32)
-    ref_policy = AutoModelForCausalLM.from_pretrained(model_path, **f32)
-    reward_model = AutoModelForSequenceClassification.from_pretrained(reward_path, num_labels=1, **f32)
-    value_model = AutoModelForSequenceClassification.from_pretrained(reward_path, num_labels=1, **f32)
-    if added:
-        for m in (policy, ref_policy, reward_model, value_model):
-            m.resize_token_embeddings(len(tokenizer))
-    for m in (reward_model, value_model):
-        m.config.pad_token_id = tokenizer.pad_token_id
-
-    batch = cfg.per_device_batch_size * cfg.gradient_accumulation_steps * world_size()
-    remaining = cfg.max_steps - done
-    args = PPOConfig(
-        **trainer_arguments(cfg),
-        total_episodes=remaining * batch,  # PPO runs ceil(total_episodes / batch) iterations (0 is fine)
-        response_length=cfg.response_length,
-        temperature=cfg.temperature,
-        kl_coef=cfg.kl_coef,
-        missing_eos_penalty=cfg.missing_eos_penalty,
-        stop_token="eos",
-        num_ppo_epochs=cfg.num_ppo_epochs,
-        num_mini_batches=1,
-        local_rollout_forward_batch_size=max(1, cfg.per_device_batch_size * cfg.gradient_accumulation_steps),
-        num_sample_generations=0,  # no eval set; sample tables are printed only with one
-        sft_model_path=model_path,
-        reward_model_path=reward_path,
-    )
+    policy, ref_policy, reward_model, value_model = _ppo_models(str(checkpoint) if done else model_path, model_path,
+                                                                reward_path, tokenizer, added)
+    args = _ppo_config(PPOConfig, cfg, cfg.max_steps - done, model_path, reward_path)
     dataset = Dataset.from_dict({"input_ids": ids})
 
     class _PPOTrainer(PPOTrainer):

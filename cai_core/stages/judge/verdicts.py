@@ -41,7 +41,7 @@ from typing import Iterable, Literal, Mapping, Sequence
 from ...backends.base import Backend, Completion, GenerationParams, Request, chat
 from ...ids import stable_id
 from ...prompts import render
-from ...types import Comparison, Constitution, Principle, Verdict
+from ...types import JUDGE_MODES, Comparison, Constitution, JudgeMode, Principle, Verdict
 from .cot_parse import Letter, defang, parse_cot_verdict
 
 __all__ = [
@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 Order = Literal["AB", "BA"]
-Mode = Literal["logprob", "cot"]
+Mode = JudgeMode
 
 LOGPROB_CONTINUATION = "The answer is: ("
 """Forced start of the judge's turn in logprob mode: the next token is the verdict."""
@@ -76,7 +76,7 @@ DEFAULT_COT_PARAMS = GenerationParams(max_new_tokens=256, temperature=0.0)
 DEFAULT_LOGPROB_PARAMS = GenerationParams(max_new_tokens=1, temperature=0.0)
 
 _ORDERS = ("AB", "BA")
-_MODES = ("logprob", "cot")
+_MODES = JUDGE_MODES
 
 
 def verdict_id(run_id: str | None, comparison_id: str, principle_id: str, judge_id: str, mode: str, order: str) -> str:
