@@ -2,7 +2,12 @@
 # The whole Constitutional AI loop, small, on the embedded SmolLM2-135M and a 2-core CPU:
 # SL (critique -> revision) -> SFT -> pairs -> AI judge -> reward model -> PPO -> compare.
 # Usage: bash examples/recipe.sh [DB]     (default: recipe.duckdb in the current folder)
-# Every step is resumable: re-running the script skips what is done.
+#
+# Lineage: every prompt set is split 80/20 (a seeded hash of each prompt's text). SL, pairs and
+# PPO use the train split; compare evaluates on the held-out split, and refuses any prompt that a
+# compared model (or an ancestor checkpoint) trained on. Each training run trains on an explicit
+# selection (printed): SFT on the SL run, the reward model on the judge run, PPO on the train
+# split. Every step is resumable, and a second run on a finished DB trains nothing.
 set -euo pipefail
 DB=${1:-recipe.duckdb}
 CAI="${CAI:-cai}"
@@ -10,26 +15,26 @@ cai() { "$CAI" --db "$DB" "$@"; }
 t0=$(date +%s)
 step() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - t0 ))" >&2; }
 
-step "SL: 16 red-team prompts, 2 critique->revision rounds"
-SL=$(cai sl --prompts red-team --constitution harmless --rounds 2 --limit 16)
+step "SL: 16 red-team prompts of the train split, 2 critique->revision rounds"
+cai sl --prompts red-team --constitution harmless --rounds 2 --limit 16 >/dev/null
 
-step "SFT on (prompt, final revision): 16 steps"
-cai train sft --max-steps 16
+step "SFT on (prompt, final revision) of that SL run: 16 steps"
+cai train sft --max-steps 16 >/dev/null
 
-step "pairs: 2 samples per prompt from the SFT model, 16 prompts"
-cai pairs --prompts red-team --limit 16 --model sft >/dev/null
+step "pairs: 2 samples per prompt from the SFT model, 16 train prompts"
+cai pairs --prompts red-team --limit 16 >/dev/null
 
-step "judge: log-prob soft labels, 2 principles x both orders"
-cai judge --constitution harmless --principles 2 --source samples >/dev/null
+step "judge those pairs: log-prob soft labels, 2 principles x both orders"
+cai judge --constitution harmless --principles 2 >/dev/null
 
-step "reward model on the preference snapshot (soft labels): 16 steps"
-cai train reward --max-steps 16 --soft-labels
+step "reward model on that judge run's labels (soft labels): 16 steps"
+cai train reward --max-steps 16 >/dev/null
 
-step "PPO against the reward model: 4 iterations"
-cai train ppo --max-steps 4
+step "PPO from the SFT model against the reward model, on the train split: 4 iterations"
+cai train ppo --max-steps 4 >/dev/null
 
-step "compare base vs SFT vs RL on 12 held-out red-team prompts (never trained on)"
-cai compare --models base,sft,rl --prompts red-team --offset 80 --limit 12 --max-new-tokens 64
+step "compare base vs SFT vs RL on the held-out red-team prompts (no compared model trained on them)"
+cai compare --models base,sft,rl --prompts red-team --max-new-tokens 64
 
 step "done"
 cai stats --json

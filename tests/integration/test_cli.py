@@ -103,7 +103,7 @@ def test_bad_prompt_file_and_bad_constitution(tmp_path):
     cons.write_text('title = "x"\n[[principles]]\nid = "a"\ncritique = "c"\npreference = "p"\n')
     v = cai(tmp_path, "constitutions", "validate", str(cons), check=False)
     assert v.returncode == 1 and "broken.toml:2" in v.stderr and "'revision'" in v.stderr
-    ok = cai(tmp_path, "constitutions", "validate", str(Path(__file__).parent.parent / "constitutions" / "harmless.toml"))
+    ok = cai(tmp_path, "constitutions", "validate", str(Path(__file__).parents[2] / "constitutions" / "harmless.toml"))
     assert "16 principles" in ok.stdout
 
 
@@ -158,7 +158,7 @@ def test_a_constitution_saved_in_the_app_is_used_by_cai_sl(tmp_path):
     from cai_core.config import Settings
     from cai_core.services import Services
 
-    base = (Path(__file__).parent.parent / "constitutions" / "seed.toml").read_text()
+    base = (Path(__file__).parents[2] / "constitutions" / "seed.toml").read_text()
     edited = base.replace('title = "', 'title = "Edited in the app: ', 1)
     app = Services(Settings(db=str(tmp_path / "cai.duckdb"), backend="scripted"))  # as app.py builds it
     saved = app.save_constitution("mine", edited)

@@ -20,7 +20,7 @@ import pytest
 
 from cai_core.training import KINDS, default_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = "snap-1234abcd"
 
 QUESTIONS = [
