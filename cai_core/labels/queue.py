@@ -23,6 +23,7 @@ from typing import Any, Callable, Literal, Sequence
 from ..store import Store
 from ..store.cache import data_version
 from ..store.browse import comparison_texts
+from ..types import DECISIVE_ACTIONS
 from .audits import human_decisions, standing_audits
 from .rule import AILabel, Choice
 from .summary import Summary, summary
@@ -84,7 +85,7 @@ def _excluded(store: Store, author: str | None, include_skipped: bool) -> list[s
     a standing decision on (or a standing skip); without one, any standing human decision."""
     if author is None or not author.strip():
         return list(human_decisions(store))
-    excluding = ("accept", "A", "B", "tie") if include_skipped else ("accept", "A", "B", "tie", "skip")
+    excluding = DECISIVE_ACTIONS if include_skipped else (*DECISIVE_ACTIONS, "skip")
     return sorted({r["comparison_id"] for r in standing_audits(store, author=author.strip()) if r["action"] in excluding})
 
 
