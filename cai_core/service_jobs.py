@@ -52,6 +52,23 @@ class JobsMixin:
 
         return self.jobs.submit("judge", f"judge with {constitution} ({config.mode})", work)
 
+    def submit_validate(self: Any, *, gold: str, config, constitution: str = "harmless",
+                        judges: list[str] | None = None) -> str:
+        self.constitution(constitution)
+
+        def work(rep: Reporter):
+            results = self.validate_judge(gold=gold, config=config, constitution=constitution, judges=judges,
+                                          progress=rep.progress, should_stop=rep.should_stop)
+            for r in results:
+                m = r.metrics
+                rep.set_run_id(r.run.id)
+                acc = "n/a" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
+                rep.log(f"{r.judge} ({r.mode}): {r.status}; accuracy {acc} on {m['n']} pairs")
+            return [r.run.id for r in results]
+
+        modes = ", ".join(config.modes)
+        return self.jobs.submit("validate", f"validate judges ({modes}) on {gold}", work)
+
     def submit_pairs(self: Any, *, prompts: str, config, model: str | None = None) -> str:
         self.prompt_set(prompts)
 
@@ -104,6 +121,8 @@ class JobsMixin:
         def work(rep: Reporter):
             rep.set_run_id(run.id)
             rep.log(inputs.description)
+            for w in inputs.warnings:
+                rep.log(f"WARNING: {w}")
             rep.log(f"run {run.id} in {runs_dir / run.id}")
             cancelled = False
 

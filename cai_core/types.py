@@ -15,7 +15,7 @@ __all__ = [
     "TrainKind", "TRAIN_KINDS", "RLKind", "RL_KINDS", "PREFERENCE_KINDS",
     "StageKind", "STAGE_KINDS", "RunKind", "RUN_KINDS", "train_run_kind",
     "RunStatus", "RUN_STATUSES",
-    "JudgeMode", "JUDGE_MODES",
+    "JudgeMode", "JUDGE_MODES", "QueueStrategy", "QUEUE_STRATEGIES", "LOGPROB_MODES", "GoldSplit", "GOLD_SPLITS",
     "ComparisonSource", "COMPARISON_SOURCES", "PREFERENCE_SOURCES",
     "AuditAction", "AUDIT_ACTIONS", "DECISIVE_ACTIONS",
     "Split", "SPLITS",
@@ -46,7 +46,7 @@ RL_KINDS: tuple[RLKind, ...] = get_args(RLKind)
 PREFERENCE_KINDS: tuple[TrainKind, ...] = ("reward",)
 """Kinds that train on a preference snapshot (chosen/rejected pairs)."""
 
-StageKind = Literal["sl", "pairs", "judge", "compare", "what-if"]
+StageKind = Literal["sl", "pairs", "judge", "compare", "what-if", "validate"]
 STAGE_KINDS: tuple[StageKind, ...] = get_args(StageKind)
 RunKind = str
 """A stage kind, or ``train-<TrainKind>`` for a training run (see :func:`train_run_kind`)."""
@@ -61,8 +61,17 @@ RUN_KINDS: tuple[str, ...] = (*STAGE_KINDS, *(train_run_kind(k) for k in TRAIN_K
 RunStatus = Literal["running", "finished", "incomplete", "cancelled", "failed", "interrupted"]
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
-JudgeMode = Literal["logprob", "cot"]
+JudgeMode = Literal["logprob", "calibrated", "pointwise", "cot"]
 JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
+"""How a judge decides (see :mod:`cai_core.stages.judge.verdicts`): ``logprob`` next-token P(A)/P(B);
+``calibrated`` the same, minus the letter prior measured on content-free inputs; ``pointwise``
+P(Yes) per answer, each shown alone (no position at all); ``cot`` reasoning, then a clamped verdict."""
+LOGPROB_MODES: tuple[JudgeMode, ...] = ("logprob", "calibrated", "pointwise")
+"""Modes that score tokens (need a backend with log-probs) and give soft labels."""
+
+GoldSplit = Literal["tune", "test"]
+GOLD_SPLITS: tuple[GoldSplit, ...] = get_args(GoldSplit)
+"""A gold set's recorded split: ``tune`` to choose judge settings on, ``test`` to report on."""
 
 ComparisonSource = Literal["samples", "sl", "compare"]
 COMPARISON_SOURCES: tuple[ComparisonSource, ...] = get_args(ComparisonSource)
@@ -73,6 +82,10 @@ AuditAction = Literal["accept", "A", "B", "tie", "skip", "undo"]
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 DECISIVE_ACTIONS: tuple[AuditAction, ...] = ("accept", "A", "B", "tie")
 """Actions that decide a label (a skip decides nothing, an undo cancels)."""
+
+QueueStrategy = Literal["random", "stratified", "disagreement", "uncertain"]
+QUEUE_STRATEGIES: tuple[QueueStrategy, ...] = get_args(QueueStrategy)
+"""How the audit queue orders comparisons (see :mod:`cai_core.labels.queue`)."""
 
 Split = Literal["train", "held-out"]
 SPLITS: tuple[Split, ...] = get_args(Split)

@@ -1,4 +1,5 @@
-"""Audit tab: a spot-audit queue (random, stratified by principle, or disagreement first),
+"""Audit tab: a spot-audit queue (random, stratified by principle, disagreement first, or the
+least reliable AI labels first),
 keyboard-friendly accept / A / B / tie / skip with an optional reason, undo, and plots of
 AI–human agreement (κ overall, per principle, per judge), position flips, calibration and
 label counts over time. Every action is appended to DuckDB with its author and time."""
@@ -7,6 +8,8 @@ from __future__ import annotations
 import html
 
 import gradio as gr
+
+from cai_core.types import QUEUE_STRATEGIES
 
 from .plots import agreement_figure, calibration_figure, judge_agreement_figure, label_counts_figure
 from .render import side_by_side_html, text_block_html, verdict_badge_html
@@ -103,7 +106,8 @@ def build(services) -> None:
     with gr.Tab("Audit"):
         with gr.Row():
             author = gr.Textbox(label="Your name", scale=1)
-            strategy = gr.Radio(["disagreement", "stratified", "random"], value="disagreement", label="Queue")
+            strategy = gr.Radio(list(QUEUE_STRATEGIES), value="disagreement", label="Queue",
+                                info="uncertain: least reliable AI labels first (entropy, flips, principles disagreeing)")
             principle = gr.Textbox(label="Only this principle (id)", scale=1)
             next_btn = gr.Button("Next (n)", elem_id="audit-next", scale=0)
         cid = gr.Textbox(label="Comparison id", interactive=False)

@@ -14,6 +14,7 @@ from ..store import browse as browse_store
 from ..store.audits import audits_of
 from ..store.cache import cached, data_version
 from .audits import effective_labels, human_decisions
+from ..types import LOGPROB_MODES
 from .rule import effective
 from .summary import Summary, summary
 
@@ -158,7 +159,7 @@ def comparison_detail(store: Store, comparison_id: str) -> dict[str, Any]:
         raise KeyError(f"no comparison {comparison_id!r}")
     verdicts = browse_store.verdict_rows(store, comparison_id)
     for v in verdicts:
-        if v["mode"] == "logprob":
+        if v["mode"] in LOGPROB_MODES:
             try:
                 v["logprobs"] = json.loads(v["raw"])
             except ValueError:

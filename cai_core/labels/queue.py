@@ -1,6 +1,6 @@
 """What a person audits next: a queue of judged comparisons.
 
-Three strategies, because they answer different questions:
+Four strategies, because they answer different questions:
 
 * ``random``: an unbiased sample, the only one whose agreement numbers estimate the judge's
   agreement on *all* comparisons (the other two over-sample hard cases on purpose);
@@ -8,7 +8,10 @@ Three strategies, because they answer different questions:
   one dominates the draws;
 * ``disagreement``: the comparisons where the AI label is least trustworthy first: verdicts
   that did not parse, then position flips (AB and BA chose different answers), then judges
-  that disagree, then the lowest confidence.
+  that disagree, then the lowest confidence;
+* ``uncertain``: people's effort where the AI is least reliable, by one score
+  (:meth:`~cai_core.labels.summary.Summary.uncertainty`): the entropy of the swap-averaged
+  P(A), plus the share of position flips, plus disagreement across principles.
 
 The queue's AI fields (choice, p_a, confidence, flips, ...) are always the comparison's AI label
 in scope (by default its latest judge run), the same one :func:`~cai_core.labels.audits.effective_labels`
@@ -23,15 +26,15 @@ from typing import Any, Callable, Literal, Sequence
 from ..store import Store
 from ..store.cache import data_version
 from ..store.browse import comparison_texts
-from ..types import DECISIVE_ACTIONS
+from ..types import DECISIVE_ACTIONS, QUEUE_STRATEGIES, QueueStrategy
 from .audits import human_decisions, standing_audits
 from .rule import AILabel, Choice
 from .summary import Summary, summary
 
 __all__ = ["STRATEGIES", "LOW_CONFIDENCE", "QueueItem", "audit_queue"]
 
-Strategy = Literal["random", "stratified", "disagreement"]
-STRATEGIES: tuple[str, ...] = ("random", "stratified", "disagreement")
+Strategy = QueueStrategy
+STRATEGIES: tuple[str, ...] = QUEUE_STRATEGIES
 LOW_CONFIDENCE = 0.5
 """Below this confidence (|p_a - 0.5| * 2) the disagreement queue calls an item "low confidence"."""
 
@@ -153,6 +156,8 @@ def audit_queue(
 
     if strategy == "disagreement":
         picked = [(c, _reason_disagreement(summ.label(c))) for c in _take(summ.disagreement, ok, limit)]  # type: ignore[arg-type]
+    elif strategy == "uncertain":
+        picked = [(c, f"uncertainty {summ.uncertainty(c):.2f}") for c in _take(summ.uncertain, ok, limit)]
     elif strategy == "random":
         picked = [(c, "random") for c in _take(summ.shuffled(seed), ok, limit)]
     else:

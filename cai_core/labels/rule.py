@@ -66,6 +66,8 @@ class AILabel:
     principles: tuple[str, ...] = ()
     judge_runs: tuple[str, ...] = ()
     """The judge runs whose verdicts made the label."""
+    principles_disagree: bool = False
+    """Two principles' own labels (each principle's mean) differ."""
 
     @property
     def confidence(self) -> float | None:
@@ -89,15 +91,19 @@ def ai_label(comparison_id: str, verdicts: Iterable[Verdict]) -> AILabel:
     vs = list(verdicts)
     groups: dict[tuple, dict[str, list]] = defaultdict(lambda: {"AB": [], "BA": []})
     by_judge: dict[str, list[float | None]] = defaultdict(list)
+    by_principle: dict[str, list[float | None]] = defaultdict(list)
     for v in vs:
         groups[(v.principle_id, v.judge, v.mode)][v.ab_order].append(v.choice)
         by_judge[v.judge].append(v.p_a)
+        by_principle[v.principle_id].append(v.p_a)
     flips = sum(1 for g in groups.values() if None not in (ab := _side(g["AB"]), ba := _side(g["BA"])) and ab != ba)
     judge_labels = {decide(_mean(ps)) for ps in by_judge.values()} - {None}
+    principle_labels = {decide(_mean(ps)) for ps in by_principle.values()} - {None}
     p_a = _mean(v.p_a for v in vs)
     return AILabel(comparison_id, decide(p_a), p_a, len(vs), sum(v.choice is None for v in vs),
                    sum(v.choice == "A" for v in vs), sum(v.choice == "B" for v in vs), flips, len(judge_labels) > 1,
-                   tuple(sorted({v.principle_id for v in vs})), tuple(sorted({v.run_id for v in vs if v.run_id})))
+                   tuple(sorted({v.principle_id for v in vs})), tuple(sorted({v.run_id for v in vs if v.run_id})),
+                   len(principle_labels) > 1)
 
 
 def ai_labels(verdicts: Iterable[Verdict]) -> dict[str, AILabel]:
@@ -114,7 +120,8 @@ def label_from_summary(row: Mapping[str, Any]) -> AILabel:
     p_a = None if p_a is None or math.isnan(p_a) else float(p_a)
     return AILabel(row["comparison_id"], decide(p_a), p_a, int(row["n_verdicts"]), int(row["n_unparsed"]),
                    int(row["n_a"]), int(row["n_b"]), int(row["flips"]), bool(row["judges_disagree"]),
-                   tuple(row["principles"] or ()), tuple(row["judge_runs"] or ()))
+                   tuple(row["principles"] or ()), tuple(row["judge_runs"] or ()),
+                   bool(row.get("principles_disagree", False)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ app queries) cost 15-50 ms, the worst of the app's query latencies.
 """
 from __future__ import annotations
 
+import math
 import random
 import threading
 from typing import Iterable, Sequence
@@ -45,6 +46,7 @@ class Summary:
         self._shuffled: dict[int, tuple[str, ...]] = {}
         self._strata: dict[int, dict[str, tuple[str, ...]]] = {}
         self._filters: dict[tuple, frozenset[str]] = {}
+        self._uncertain: tuple[str, ...] | None = None
 
     def _disagreement_key(self, cid: str):
         """Unparsed verdicts first, then position flips, then judges that disagree, then the
@@ -53,6 +55,27 @@ class Summary:
         conf = _confidence(r[_I["p_a"]])
         return (-(r[_I["n_unparsed"]] > 0), -(r[_I["flips"]] > 0), -bool(r[_I["judges_disagree"]]),
                 -1.0 if conf is None else conf, cid)
+
+    def uncertainty(self, cid: str) -> float:
+        """How little the AI label can be trusted, 0..3: the binary entropy (bits) of the
+        swap-averaged P(A) (1 when there is none), plus the share of (principle) groups whose
+        verdicts flipped with the order, plus 1 when principles' own labels disagree."""
+        r = self.data[cid]
+        p = r[_I["p_a"]]
+        if p is None or math.isnan(p) or p <= 0.0 or p >= 1.0:
+            entropy = 1.0 if p is None or math.isnan(p) else 0.0
+        else:
+            entropy = -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+        groups = max(1, len(r[_I["principles"]]))
+        return entropy + min(1.0, r[_I["flips"]] / groups) + float(bool(r[_I["principles_disagree"]]))
+
+    @property
+    def uncertain(self) -> tuple[str, ...]:
+        """Comparison ids, least trustworthy AI label first (:meth:`uncertainty`; ties by id)."""
+        with self._lock:
+            if self._uncertain is None:
+                self._uncertain = tuple(sorted(self.data, key=lambda c: (-self.uncertainty(c), c)))
+            return self._uncertain
 
     def label(self, cid: str) -> AILabel | None:
         r = self.data.get(cid)

@@ -12,7 +12,8 @@ The SQL returns statistics only (counts, the mean P(answer_a)); turning the mean
 is the label rule's job, in Python. Two diagnostics are decided here with the same rule applied
 to smaller groups, mirrored by ``LABEL_SQL`` (tests check it against ``rule.decide``):
 ``flips`` (per principle, judge and mode, the AB and BA verdicts chose different answers) and
-``judges_disagree`` (two judges' own labels differ).
+``judges_disagree`` (two judges' own labels differ) and ``principles_disagree`` (two principles'
+own labels differ).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ LABEL_SQL = ("CASE WHEN {p} IS NULL OR isnan({p}) THEN NULL WHEN abs({p} - 0.5) 
 """The label rule on a mean P(answer_a) column, in SQL (for the per-group diagnostics)."""
 
 SUMMARY_COLUMNS = ("comparison_id", "n_verdicts", "n_unparsed", "n_a", "n_b", "p_a", "principles", "judge_runs",
-                   "flips", "judges_disagree")
+                   "flips", "judges_disagree", "principles_disagree")
 
 
 def scope_clause(runs: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
@@ -80,13 +81,19 @@ flips AS (
 per_judge AS (SELECT comparison_id, {vote} AS label FROM v GROUP BY comparison_id, judge),
 judges AS (
     SELECT comparison_id, count(DISTINCT label) > 1 AS judges_disagree FROM per_judge GROUP BY comparison_id
+),
+per_principle AS (SELECT comparison_id, {vote} AS label FROM v GROUP BY comparison_id, principle_id),
+principles AS (
+    SELECT comparison_id, count(DISTINCT label) > 1 AS principles_disagree FROM per_principle GROUP BY comparison_id
 )
 SELECT p.comparison_id, p.n_verdicts, p.n_unparsed, p.n_a, p.n_b, p.p_a, p.principles,
        coalesce(p.judge_runs, []) AS judge_runs,
-       coalesce(f.flips, 0) AS flips, coalesce(j.judges_disagree, false) AS judges_disagree
+       coalesce(f.flips, 0) AS flips, coalesce(j.judges_disagree, false) AS judges_disagree,
+       coalesce(pr.principles_disagree, false) AS principles_disagree
 FROM per_cmp p
 LEFT JOIN flips f USING (comparison_id)
 LEFT JOIN judges j USING (comparison_id)
+LEFT JOIN principles pr USING (comparison_id)
 WHERE p.comparison_id IN (SELECT id FROM comparisons)  -- orphan verdicts have nothing to show
 """
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..gold.trust import label_warnings
 from ..labels.snapshots import preference_records, prompt_records, register_snapshot, sft_records, write_records
 from ..prompt_sets import prompts_of, text_key
 from ..store import Store
@@ -29,6 +30,9 @@ class TrainingInputs:
     description: str
     """One line saying what was selected and what it made (printed by the CLI, shown in the app)."""
     overrides: int = 0
+    warnings: tuple[str, ...] = ()
+    """Why the data should not be trusted (reward: labels from judges no better than chance on
+    gold pairs, that follow position, or that were never validated)."""
 
 
 def _write(store: Store, kind: str, records: list[dict], content_hash: str, data_dir: Path, *, selection: dict,
@@ -65,7 +69,7 @@ def preference_inputs(store: Store, data_dir: Path, judge_runs: Sequence[str], *
     return TrainingInputs(snap.content_hash, path, len(snap.records), snap.selection,
                           f"preference data: labels of judge run(s) {', '.join(judge_runs)}: {len(snap.records)} pairs "
                           f"({snap.overrides} with a human decision, {snap.skipped} ties/unparsed skipped{dropped}; "
-                          f"snapshot {snap.content_hash})", snap.overrides)
+                          f"snapshot {snap.content_hash})", snap.overrides, tuple(label_warnings(store, judge_runs)))
 
 
 def rl_inputs(store: Store, data_dir: Path, prompt_set: PromptSet, split: Split | None) -> TrainingInputs:

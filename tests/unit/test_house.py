@@ -170,6 +170,13 @@ EXPECTED_COLUMNS = {
     "snapshot_prompts": ["snapshot_hash", "text_key"],
     "what_if_verdicts": ["id", "run_id", "comparison_id", "principle_id", "constitution_version", "judge", "mode",
                          "ab_order", "raw", "choice", "p_first", "p_a", "created_at"],
+    "gold_sets": ["name", "origin", "tune_fraction", "seed", "created_at"],
+    "gold_pairs": ["id", "set_name", "prompt", "answer_a", "answer_b", "correct", "category", "note", "source_id",
+                   "format", "split", "created_at"],
+    "gold_verdicts": ["id", "run_id", "comparison_id", "principle_id", "constitution_version", "judge", "mode",
+                      "ab_order", "raw", "choice", "p_first", "p_a", "created_at"],
+    "judge_validations": ["run_id", "gold", "split", "judge", "mode", "constitution_version", "n", "accuracy", "ci_lo",
+                          "ci_hi", "flip_rate", "brier", "metrics", "created_at"],
 }
 
 

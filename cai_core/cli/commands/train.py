@@ -100,6 +100,8 @@ def run(args, services) -> int:
                                                           selection=_selection(args), new_run=args.new_run,
                                                           num_processes=args.num_processes)
     print(inputs.description, file=sys.stderr)
+    for w in inputs.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     if proc is None:
         print(f"run {run.id}: already finished on this data (nothing to train; --new-run trains again)", file=sys.stderr)
     else:

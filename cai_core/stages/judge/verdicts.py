@@ -7,6 +7,13 @@ backend in ONE call (DESIGN.md rule 1). Two modes:
 
 * ``logprob``: the assistant turn is forced to begin with ``"The answer is: ("`` and the
   backend scores the next token ``A`` vs ``B``; P(first) is the normalised probability.
+* ``calibrated``: ``logprob`` minus the judge's letter prior (contextual calibration, Zhao et
+  al. 2021): the same question is asked with content-free answers (``CONTENT_FREE``), and the
+  mean log-odds of "A" there is subtracted from every verdict's log-odds, per principle. A
+  judge that says "A" whatever it is shown is brought back to its content signal.
+* ``pointwise``: no position at all: each answer is shown alone (``prompts/judge_pointwise.txt``)
+  and scored by P(" Yes") vs P(" No"); P(answer_a better) = sigmoid of the difference of the two
+  answers' log-odds. One verdict per (comparison, principle), recorded with order ``AB``.
 * ``cot``: the judge reasons step by step (``prompts/judge_cot.txt``, assistant turn forced
   to begin with ``"Let's think step by step:"`` as in the paper, so the reasoning comes
   before the verdict) and ends with ``"Therefore, the answer is (X)"``;
@@ -32,6 +39,7 @@ the label rule's (:mod:`cai_core.labels.rule`), not the stage's.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -41,11 +49,13 @@ from typing import Iterable, Literal, Mapping, Sequence
 from ...backends.base import Backend, Completion, GenerationParams, Request, chat
 from ...ids import stable_id
 from ...prompts import render
-from ...types import JUDGE_MODES, Comparison, Constitution, JudgeMode, Principle, Verdict
+from ...types import JUDGE_MODES, LOGPROB_MODES, Comparison, Constitution, JudgeMode, Principle, Verdict
 from .cot_parse import Letter, defang, parse_cot_verdict
 
 __all__ = [
     "LOGPROB_CONTINUATION",
+    "POINTWISE_CONTINUATION",
+    "CONTENT_FREE",
     "COT_CONTINUATION",
     "BACKEND_ERROR_PREFIX",
     "DEFAULT_COT_PARAMS",
@@ -59,6 +69,10 @@ __all__ = [
     "clamp_cot",
     "verdict_from_completion",
     "verdict_from_logprobs",
+    "verdict_pointwise",
+    "render_pointwise",
+    "content_free_requests",
+    "letter_prior",
     "judge",
     "draw_principles",
 ]
@@ -68,6 +82,10 @@ Mode = JudgeMode
 
 LOGPROB_CONTINUATION = "The answer is: ("
 """Forced start of the judge's turn in logprob mode: the next token is the verdict."""
+POINTWISE_CONTINUATION = "Answer:"
+"""Forced start of the judge's turn in pointwise mode: the next token is " Yes" or " No"."""
+CONTENT_FREE = ("N/A", "[no response]", "...")
+"""Content-free answers (and prompt) whose verdicts measure the judge's letter prior (``calibrated``)."""
 COT_CONTINUATION = "Let's think step by step:"
 """Forced start of the judge's turn in CoT mode: reasoning first, verdict last (as in the paper)."""
 BACKEND_ERROR_PREFIX = "[backend error] "
@@ -92,8 +110,8 @@ def judge_message(comparison: Comparison, prompt_text: str, principle: Principle
     """The user message: the multiple-choice question with defanged, delimited answers."""
     if order not in _ORDERS:
         raise ValueError(f"order must be 'AB' or 'BA', not {order!r}")
-    if mode not in _MODES:
-        raise ValueError(f"mode must be 'logprob' or 'cot', not {mode!r}")
+    if mode not in _MODES or mode == "pointwise":
+        raise ValueError(f"mode must be one of {', '.join(m for m in _MODES if m != 'pointwise')}, not {mode!r}")
     first, second = (comparison.answer_a, comparison.answer_b) if order == "AB" else (comparison.answer_b, comparison.answer_a)
     question = render(
         "judge",
@@ -110,6 +128,26 @@ def render_judge(
 ) -> Request:
     msg = judge_message(comparison, prompt_text, principle, order, mode)
     return Request(chat(("user", msg)), params, continuation=COT_CONTINUATION if mode == "cot" else LOGPROB_CONTINUATION)
+
+
+def render_pointwise(prompt_text: str, answer: str, principle: Principle, params: GenerationParams) -> Request:
+    """The pointwise question about ONE answer (no other answer, so no position)."""
+    msg = render("judge_pointwise", prompt=defang(prompt_text.strip()), answer=defang(answer.strip()),
+                 preference=principle.preference.strip())
+    return Request(chat(("user", msg)), params, continuation=POINTWISE_CONTINUATION)
+
+
+def content_free_requests(comparison: Comparison, principle: Principle, params: GenerationParams) -> list[Request]:
+    """The judge's question with content-free prompt and answers (one per ``CONTENT_FREE`` text)."""
+    return [render_judge(dataclasses.replace(comparison, answer_a=cf, answer_b=cf), cf, principle, "AB", "logprob", params)
+            for cf in CONTENT_FREE]
+
+
+def letter_prior(scores: Sequence[Mapping[str, float]]) -> float:
+    """Mean log-odds of "A" over content-free verdicts (finite ones; 0.0 when there are none)."""
+    diffs = [float(s["A"]) - float(s["B"]) for s in scores
+             if isinstance(s, Mapping) and all(math.isfinite(float(s.get(k, math.nan))) for k in ("A", "B"))]
+    return sum(diffs) / len(diffs) if diffs else 0.0
 
 
 # -- P(first) from log-probs or a CoT verdict (text parsing: cot_parse) -------------------------
@@ -209,24 +247,92 @@ def _json_number(v: object) -> object:
 
 def verdict_from_logprobs(
     comparison: Comparison, principle: Principle, order: Order, lp: Mapping[str, float], *,
-    run_id: str | None, judge_id: str, constitution_version: str,
+    run_id: str | None, judge_id: str, constitution_version: str, prior: float | None = None,
 ) -> Verdict:
-    p_first = p_from_logprobs(lp) if isinstance(lp, Mapping) else None
+    """A log-prob verdict; with ``prior`` (the letter prior's log-odds, ``calibrated`` mode) the
+    log-odds of "A" are shifted by it before normalising. ``raw`` keeps the scores as given
+    (and the prior), so the verdict can be recomputed."""
+    shifted: Mapping[str, float] = lp
+    if prior is not None and isinstance(lp, Mapping) and "A" in lp:
+        shifted = {**lp, "A": float(lp["A"]) - prior}
+    p_first = p_from_logprobs(shifted) if isinstance(lp, Mapping) else None
     p_a = _p_a(p_first, order)
     choice: Letter | None = None if p_a is None or p_a == 0.5 else ("A" if p_a > 0.5 else "B")
-    raw = json.dumps({k: _json_number(lp.get(k)) if isinstance(lp, Mapping) else None for k in ("A", "B")})
+    stored: dict[str, object] = {k: _json_number(lp.get(k)) if isinstance(lp, Mapping) else None for k in ("A", "B")}
+    if prior is not None:
+        stored["prior"] = _json_number(prior)
+    raw = json.dumps(stored)
     values = list(lp.values()) if isinstance(lp, Mapping) else []
     if values and all(isinstance(v, float) and math.isnan(v) for v in values):
         # The protocol's mark of a request that failed for good (all NaN): a backend failure,
         # not a judgement, so the runner records it and a rerun retries it.
         raw = BACKEND_ERROR_PREFIX + (getattr(lp, "error", None) or f"no log-probs: the request failed {raw}")
     return _verdict(
-        comparison, principle, order, "logprob", raw, choice, p_first, p_a,
+        comparison, principle, order, "calibrated" if prior is not None else "logprob", raw, choice, p_first, p_a,
         run_id=run_id, judge_id=judge_id, constitution_version=constitution_version,
     )
 
 
+def _yes_logodds(lp: Mapping[str, float]) -> float | None:
+    p = p_from_logprobs({"A": lp.get(" Yes", math.nan), "B": lp.get(" No", math.nan)}) if isinstance(lp, Mapping) else None
+    if p is None:
+        return None
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+def verdict_pointwise(
+    comparison: Comparison, principle: Principle, lp_a: Mapping[str, float], lp_b: Mapping[str, float], *,
+    run_id: str | None, judge_id: str, constitution_version: str,
+) -> Verdict:
+    """A pointwise verdict: each answer's log-odds of " Yes" (shown alone); P(answer_a better) =
+    sigmoid(odds_a - odds_b). Recorded with order ``AB`` (p_first = p_a: nothing was shown first)."""
+    ya, yb = _yes_logodds(lp_a), _yes_logodds(lp_b)
+    p_a = None if ya is None or yb is None else 1.0 / (1.0 + math.exp(-max(min(ya - yb, 700.0), -700.0)))
+    choice: Letter | None = None if p_a is None or p_a == 0.5 else ("A" if p_a > 0.5 else "B")
+    raw = json.dumps({side: {k: _json_number(lp.get(k)) if isinstance(lp, Mapping) else None for k in (" Yes", " No")}
+                      for side, lp in (("A", lp_a), ("B", lp_b))})
+    if any(isinstance(lp, Mapping) and lp and all(isinstance(v, float) and math.isnan(v) for v in lp.values())
+           for lp in (lp_a, lp_b)):
+        raw = BACKEND_ERROR_PREFIX + f"no log-probs: the request failed {raw}"
+    return _verdict(comparison, principle, "AB", "pointwise", raw, choice, p_a, p_a,
+                    run_id=run_id, judge_id=judge_id, constitution_version=constitution_version)
+
+
 # -- the stage ------------------------------------------------------------------------------------
+Item = tuple[Comparison, str, Principle, Order]
+
+
+def _checked_scores(backend: Backend, reqs: list[Request], choices: list[str]) -> list[dict[str, float]]:
+    scores = backend.choice_logprobs(reqs, choices) if reqs else []
+    if len(scores) != len(reqs):
+        raise RuntimeError(f"backend {backend.id!r} returned {len(scores)} scores for {len(reqs)} requests")
+    return scores
+
+
+def _judge_logprob(items: list[Item], backend: Backend, mode: Mode, params: GenerationParams, common: dict) -> list[Verdict]:
+    """``logprob`` and ``calibrated``: ONE scoring call (the content-free requests ride along)."""
+    reqs = [render_judge(c, text, p, o, "logprob", params) for c, text, p, o in items]
+    principles = {p.id: (c, p) for c, _, p, _ in items} if mode == "calibrated" else {}
+    free = {pid: content_free_requests(c, p, params) for pid, (c, p) in principles.items()}
+    free_reqs = [r for rs in free.values() for r in rs]
+    scores = _checked_scores(backend, reqs + free_reqs, ["A", "B"])
+    priors: dict[str, float] = {}
+    at = len(reqs)
+    for pid, rs in free.items():
+        priors[pid] = letter_prior(scores[at : at + len(rs)])
+        at += len(rs)
+    return [verdict_from_logprobs(c, p, o, lp, prior=priors.get(p.id) if mode == "calibrated" else None, **common)
+            for (c, _, p, o), lp in zip(items, scores[: len(reqs)])]
+
+
+def _judge_pointwise(items: list[Item], backend: Backend, params: GenerationParams, common: dict) -> list[Verdict]:
+    pairs = list({(c.id, p.id): (c, text, p) for c, text, p, _ in items}.values())  # orders play no part
+    reqs = [render_pointwise(text, ans, p, params) for c, text, p in pairs for ans in (c.answer_a, c.answer_b)]
+    scores = _checked_scores(backend, reqs, [" Yes", " No"])
+    return [verdict_pointwise(c, p, scores[2 * i], scores[2 * i + 1], **common) for i, (c, _, p) in enumerate(pairs)]
+
+
 def judge(
     comparisons: Iterable[Comparison],
     prompts: Mapping[str, str],
@@ -240,7 +346,8 @@ def judge(
     params: GenerationParams | None = None,
     clamp: tuple[float, float] = (0.4, 0.6),
 ) -> list[Verdict]:
-    """One verdict per (comparison x principle x order), from ONE backend call.
+    """One verdict per (comparison x principle x order) (pointwise: per comparison x principle),
+    from ONE backend call.
 
     ``prompts``: prompt_id -> prompt text; ``principles_for``: comparison_id -> the principles
     to judge it by (see :func:`draw_principles`). Raises KeyError for a comparison whose
@@ -248,14 +355,14 @@ def judge(
     mode/order, and lets :class:`LogprobsUnsupported` propagate (the caller retries in CoT).
     """
     if mode not in _MODES:
-        raise ValueError(f"mode must be 'logprob' or 'cot', not {mode!r}")
+        raise ValueError(f"mode must be one of {', '.join(_MODES)}, not {mode!r}")
     orders = tuple(orders)
     bad = [o for o in orders if o not in _ORDERS]
     if bad or not orders:
         raise ValueError(f"orders must be a non-empty subset of ('AB', 'BA'), not {orders!r}")
     if params is None:
         params = DEFAULT_COT_PARAMS if mode == "cot" else DEFAULT_LOGPROB_PARAMS
-    items: list[tuple[Comparison, str, Principle, Order]] = []
+    items: list[Item] = []
     for c in comparisons:
         if c.prompt_id not in prompts:
             raise KeyError(f"comparison {c.id!r}: no text for prompt {c.prompt_id!r}")
@@ -266,13 +373,12 @@ def judge(
                 items.append((c, prompts[c.prompt_id], p, o))
     if not items:
         return []
-    reqs = [render_judge(c, text, p, o, mode, params) for c, text, p, o in items]
     common = dict(run_id=run_id, judge_id=backend.id, constitution_version=constitution_version)
-    if mode == "logprob":
-        scores = backend.choice_logprobs(reqs, ["A", "B"])
-        if len(scores) != len(reqs):
-            raise RuntimeError(f"backend {backend.id!r} returned {len(scores)} scores for {len(reqs)} requests")
-        return [verdict_from_logprobs(c, p, o, lp, **common) for (c, _, p, o), lp in zip(items, scores)]
+    if mode == "pointwise":
+        return _judge_pointwise(items, backend, params, common)
+    if mode in LOGPROB_MODES:
+        return _judge_logprob(items, backend, mode, params, common)
+    reqs = [render_judge(c, text, p, o, mode, params) for c, text, p, o in items]
     outs = backend.generate(reqs)
     if len(outs) != len(reqs):
         raise RuntimeError(f"backend {backend.id!r} returned {len(outs)} completions for {len(reqs)} requests")
