@@ -91,3 +91,34 @@ def test_judge_and_pairs_on_the_embedded_model(smol, store):
         assert 0 < v["p_first"] < 1
         assert v["p_a"] == pytest.approx(v["p_first"] if v["ab_order"] == "AB" else 1 - v["p_first"])
         assert v["choice"] == ("A" if v["p_a"] > 0.5 else "B")
+
+
+def test_judge_validation_on_the_embedded_model(smol, store):
+    """`cai judge validate`'s runner on real gold pairs, three modes side by side: every verdict
+    kept with its raw scores, every configuration's metrics recorded and resumable."""
+    from cai_core.constitutions import find_constitution
+    from cai_core.gold.sets import resolve_gold
+    from cai_core.runners.validate import ValidateConfig, run_validation
+    from cai_core.store import gold as G
+
+    cons = find_constitution("harmless")
+    gold = resolve_gold(store, "hhh")
+    cfg = ValidateConfig(gold=gold, modes=("logprob", "calibrated", "pointwise"), limit=4)
+    results = run_validation(store, [smol], cons, cfg)
+    assert [(r.mode, r.status, r.metrics["n"]) for r in results] == [
+        ("logprob", "finished", 4), ("calibrated", "finished", 4), ("pointwise", "finished", 4)]
+    by_mode = {r.mode: r for r in results}
+    for mode, per_pair in (("logprob", 2), ("calibrated", 2), ("pointwise", 1)):
+        vs = G.gold_verdicts(store, by_mode[mode].run.id)
+        assert len(vs) == 4 * per_pair and all(v.judge == smol.id and v.constitution_version == cons.version for v in vs)
+        assert all(v.p_a is not None and 0.0 <= v.p_a <= 1.0 for v in vs)
+        assert all(set(json.loads(v.raw)) >= {"A", "B"} for v in vs)
+    assert all("prior" in json.loads(v.raw) for v in G.gold_verdicts(store, by_mode["calibrated"].run.id))
+    m = by_mode["logprob"].metrics
+    assert 0.0 <= m["accuracy"] <= 1.0 and m["accuracy_ci"][0] <= m["accuracy"] <= m["accuracy_ci"][1]
+    assert set(m["accuracy_by_order"]) == {"AB", "BA"} and m["flip_rate"] is not None
+    assert by_mode["pointwise"].metrics["flip_rate"] is None  # nothing was shown in two orders
+    recorded = {v["mode"]: v for v in G.validations(store)}
+    assert set(recorded) == {"logprob", "calibrated", "pointwise"} and recorded["logprob"]["n"] == 4
+    again = run_validation(store, [smol], cons, cfg)  # resumed: same runs, nothing judged twice
+    assert [r.run.id for r in again] == [r.run.id for r in results] and len(G.gold_verdicts(store, results[0].run.id)) == 8
