@@ -309,8 +309,8 @@ class Services(JobsMixin):
 
         try:
             runs = judge_runs or default_judge_runs(self.store)
-        except NoSelection:
-            return []
+        except NoSelection as e:
+            return [str(e)]
         return label_warnings(self.store, runs)
 
     # -- compare -------------------------------------------------------------------------

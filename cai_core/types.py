@@ -61,12 +61,13 @@ RUN_KINDS: tuple[str, ...] = (*STAGE_KINDS, *(train_run_kind(k) for k in TRAIN_K
 RunStatus = Literal["running", "finished", "incomplete", "cancelled", "failed", "interrupted"]
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
-JudgeMode = Literal["logprob", "calibrated", "pointwise", "cot"]
+JudgeMode = Literal["logprob", "calibrated", "fewshot", "pointwise", "cot"]
 JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
 """How a judge decides (see :mod:`cai_core.stages.judge.verdicts`): ``logprob`` next-token P(A)/P(B);
-``calibrated`` the same, minus the letter prior measured on content-free inputs; ``pointwise``
+``calibrated`` the same, minus the letter prior measured on content-free inputs; ``fewshot``
+calibrated, after worked examples; ``pointwise``
 P(Yes) per answer, each shown alone (no position at all); ``cot`` reasoning, then a clamped verdict."""
-LOGPROB_MODES: tuple[JudgeMode, ...] = ("logprob", "calibrated", "pointwise")
+LOGPROB_MODES: tuple[JudgeMode, ...] = ("logprob", "calibrated", "fewshot", "pointwise")
 """Modes that score tokens (need a backend with log-probs) and give soft labels."""
 
 GoldSplit = Literal["tune", "test"]

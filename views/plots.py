@@ -1,5 +1,5 @@
 """Plotly figure builders for the app: audits (agreement, calibration, label counts),
-training curves and before/after evaluation.
+judge validation against gold labels (reliability), training curves and before/after evaluation.
 
 Every builder takes plain data (a report object or its ``to_dict()``, rows, metric dicts),
 returns a ``plotly.graph_objects.Figure`` and never raises on empty input: it returns an
@@ -19,6 +19,7 @@ __all__ = [
     "agreement_figure",
     "judge_agreement_figure",
     "calibration_figure",
+    "reliability_figure",
     "label_counts_figure",
     "training_curves_figure",
     "win_rate_figure",
@@ -164,6 +165,55 @@ def calibration_figure(report: Any) -> go.Figure:
     fig.update_layout(title={"text": f"Calibration of the AI's P(A better) ({sum(counts)} audited A/B decisions)"},
                       xaxis={"title": {"text": "mean predicted P(A better)"}, "range": [-0.02, 1.02]},
                       yaxis={"title": {"text": "observed share of human 'A'"}, "range": [-0.02, 1.08]},
+                      template="plotly_white", legend=_LEGEND)
+    return fig
+
+
+def _reliability_bins(validation: Any) -> list[Any]:
+    """A validation's reliability bins that hold pairs with a probability."""
+    metrics = _get(validation, "metrics") or {}
+    return [b for b in (_get(metrics, "reliability") or []) if (_num(_get(b, "n")) or 0) > 0
+            and _num(_get(b, "mean_p_a")) is not None and _num(_get(b, "freq_a")) is not None]
+
+
+def _validation_name(v: Any) -> str:
+    return (f"{_get(v, 'judge', '?')} · {_get(v, 'mode', '?')} · {_get(v, 'gold', '?')}/{_get(v, 'split', '?')}"
+            f" ({_get(v, 'run_id', '?')})")
+
+
+def reliability_figure(validations: Sequence[Any] | None, newest: int = 4) -> go.Figure:
+    """Reliability diagram of judge validations against gold labels: per bin of P(A better),
+    the observed share of pairs whose better answer was A against the mean predicted P(A)
+    (marker size ~ pairs in the bin, the count as text), with the diagonal of perfect
+    calibration. One line per validation among the ``newest`` (the input is newest first;
+    validations without probabilities, e.g. all unparsed, are left out)."""
+    if not validations:
+        return empty_figure("Reliability: no validations yet",
+                            "Validate a judge against a gold set to see how far its P(A) can be trusted.")
+    shown = [(v, bins) for v in list(validations)[:newest] if (bins := _reliability_bins(v))]
+    if not shown:
+        return empty_figure("Reliability: the newest validations have no probabilities",
+                            "Their verdicts carried no P(A) (unparsed, or a mode without one).")
+    biggest = max(int(_num(_get(b, "n")) or 0) for _, bins in shown for b in bins)
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                               line={"dash": "dash", "color": "#999"}, hoverinfo="skip"))
+    for i, (v, bins) in enumerate(shown):
+        counts = [int(_num(_get(b, "n")) or 0) for b in bins]
+        fig.add_trace(go.Scatter(
+            x=[_num(_get(b, "mean_p_a")) for b in bins], y=[_num(_get(b, "freq_a")) for b in bins],
+            mode="lines+markers+text", name=_validation_name(v),
+            marker={"size": [8 + 16 * c / biggest for c in counts], "color": _PALETTE[i % len(_PALETTE)]},
+            line={"color": _PALETTE[i % len(_PALETTE)]},
+            text=[f"n={c}" for c in counts], textposition="top center",
+            customdata=[[_fmt(_get(b, "lo"), ".1f"), _fmt(_get(b, "hi"), ".1f"), c] for b, c in zip(bins, counts)],
+            hovertemplate="bin %{customdata[0]}–%{customdata[1]}<br>mean P(A) %{x:.2f}<br>"
+                          "A was better %{y:.0%}<br>n = %{customdata[2]} pairs<extra></extra>",
+        ))
+    fig.update_layout(title={"text": f"Reliability against gold labels (newest {len(shown)} validation"
+                                     f"{'s' if len(shown) > 1 else ''})"},
+                      xaxis={"title": {"text": "mean predicted P(A better)"}, "range": [-0.02, 1.02]},
+                      yaxis={"title": {"text": "observed share where A was better"}, "range": [-0.02, 1.08],
+                             "tickformat": ".0%"},
                       template="plotly_white", legend=_LEGEND)
     return fig
 

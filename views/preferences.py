@@ -1,22 +1,30 @@
 """Preferences tab: comparisons with answers A and B side by side, every judge verdict with
-its reasoning, probability, principle and order, the AB/BA flip and the aggregated label."""
+its reasoning, probability, principle and order, the AB/BA flip and the aggregated label; and
+judge validation: a judge's accuracy against gold labels, its flip rate and reliability."""
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import gradio as gr
 
+from cai_core.gold.metrics import CHANCE, MAX_FLIP_RATE
 from cai_core.types import COMPARISON_SOURCES, JUDGE_MODES
 
 from .render import side_by_side_html, text_block_html, verdict_badge_html
 
 from .common import fail, fmt_p, job_panel_html, short
+from .plots import reliability_figure
 
-__all__ = ["build", "detail_html"]
+__all__ = ["build", "detail_html", "validation_rows", "validation_summary"]
 
 FILTERS = ["all", "disagreement", "low confidence", "unparsed", "audited", "not audited"]
 LIST_COLUMNS = ["id", "prompt", "AI label", "P(A)", "confidence", "flips", "unparsed", "label", "label by"]
 VERDICT_COLUMNS = ["judge run", "principle", "judge", "mode", "order", "choice", "P(first)", "P(A)", "raw"]
+VALIDATION_COLUMNS = ["judge", "mode", "gold", "split", "n", "accuracy [95 % CI]", "AB accuracy", "BA accuracy",
+                      "flip rate", "Brier", "run id"]
+VALIDATION_SPLITS = ["test", "tune", "all"]
+ENDED = ("finished", "failed", "cancelled")
 
 
 def detail_html(d: dict) -> str:
@@ -33,6 +41,54 @@ def detail_html(d: dict) -> str:
                    f"effective label: {verdict_badge_html(label.choice, label.p_a)} "
                    f"(from {html.escape(label.source)})</div>")
     return head + pair + summary
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1%}"
+
+
+def validation_rows(validations: list[dict]) -> list[list]:
+    """The results table: one row per validation (newest first), accuracy with its interval."""
+    out = []
+    for v in validations:
+        m = v.get("metrics") or {}
+        by_order = m.get("accuracy_by_order") or {}
+        ci = f" [{_pct(v['ci_lo'])}, {_pct(v['ci_hi'])}]" if v.get("ci_lo") is not None else ""
+        out.append([v["judge"], v["mode"], v["gold"], v["split"], v["n"], _pct(v.get("accuracy")) + ci,
+                    _pct(by_order.get("AB")), _pct(by_order.get("BA")), _pct(v.get("flip_rate")),
+                    "—" if v.get("brier") is None else f"{v['brier']:.3f}", v["run_id"]])
+    return out
+
+
+def _code(text: object) -> str:
+    """Store text (a judge id, a gold set's name) as a Markdown code span: shown, never rendered."""
+    return "`" + str(text).replace("`", "'") + "`"
+
+
+def validation_summary(validations: list[dict]) -> str:
+    """For the newest validation, in plain words: is it better than chance, does it follow position."""
+    if not validations:
+        return "No validations yet: choose a gold set and press **Validate**."
+    v = validations[0]
+    lo, hi, flip = v.get("ci_lo"), v.get("ci_hi"), v.get("flip_rate")
+    head = f"**Newest:** {_code(v['judge'])} ({v['mode']}) on {_code(v['gold'])}/{v['split']}, n = {v['n']}: "
+    if lo is None or hi is None or v.get("accuracy") is None:
+        chance = "no pair was scored, so its accuracy is unknown."
+    else:
+        acc = f"accuracy {_pct(v['accuracy'])} [{_pct(lo)}, {_pct(hi)}]"
+        if hi < CHANCE:
+            chance = f"{acc}. Its 95 % interval lies below 50 %: **worse than chance**."
+        elif lo <= CHANCE:
+            chance = f"{acc}. Its 95 % interval includes 50 %: **no better than chance**."
+        else:
+            chance = f"{acc}. Its 95 % interval excludes 50 %: better than chance."
+    if flip is None:
+        position = "Flip rate unknown (no pair has a choice in both orders)."
+    elif flip > MAX_FLIP_RATE:
+        position = f"Flip rate {_pct(flip)} exceeds 50 %: **follows position** (its choice flips when A and B swap)."
+    else:
+        position = f"Flip rate {_pct(flip)} does not exceed 50 %: it does not follow position."
+    return f"{head}{chance} {position}"
 
 
 def _jobs(services):
@@ -91,6 +147,80 @@ def _browsing(services):
     return listing, detail, on_open
 
 
+def _validation(services):
+    def results():
+        try:
+            vs = services.validations(limit=50)
+        except Exception as e:
+            raise fail(e)
+        return validation_rows(vs), validation_summary(vs), reliability_figure(vs)
+
+    def start_validate(gold, split, modes, limit):
+        from cai_core.runners.validate import ValidateConfig
+
+        gold = (gold or "").strip()
+        if not gold:
+            raise gr.Error("choose a gold set (a name, a .jsonl file, or audits)")
+        if not modes:
+            raise gr.Error("choose at least one judge mode")
+        known = _gold_choices(services)
+        if gold not in known and not Path(gold).is_file():  # else the job would fail only in its log
+            raise gr.Error(f"no gold set or file {gold!r}; known sets: {', '.join(known)}")
+        try:
+            n = int(limit) if limit not in (None, "") else 0
+            config = ValidateConfig(gold=gold, split=split or "test", modes=tuple(modes), limit=n or None)
+            job = services.submit_validate(gold=gold, config=config)
+        except Exception as e:
+            raise fail(e)
+        return job, job_panel_html(services.job_view(job))
+
+    def poll(job_id):
+        view = services.job_view(job_id) if job_id else None
+        if not view or view["status"] not in ENDED:
+            return job_panel_html(view), gr.update(), gr.update(), gr.update()
+        return job_panel_html(view), *results()
+
+    return results, start_validate, poll
+
+
+def _gold_choices(services) -> list[str]:
+    try:
+        names = [g["name"] for g in services.gold_sets()]
+    except Exception:  # the panel still builds; the Validate button reports the store's error
+        names = []
+    return list(dict.fromkeys([*names, "audits"]))
+
+
+def _build_validation(services) -> None:
+    results, start_validate, poll = _validation(services)
+    table0, summary0, figure0 = results()
+    with gr.Accordion("Judge validation: accuracy against gold labels", open=False):
+        gr.Markdown("Judge pairs whose better answer is known (both orders) and score the judge: accuracy with its "
+                    "95 % interval, accuracy per shown order, flip rate, Brier score and reliability. Report on "
+                    "*test*; choose settings on *tune*. `audits` = people's audit decisions; a `.jsonl` path is "
+                    "imported as a gold set.")
+        with gr.Row():
+            gold = gr.Dropdown(_gold_choices(services), value="hhh", label="Gold set (or a .jsonl file)",
+                               allow_custom_value=True)
+            split = gr.Radio(VALIDATION_SPLITS, value="test", label="Split")
+            modes = gr.CheckboxGroup(list(JUDGE_MODES), value=["logprob"], label="Judge modes")
+            limit = gr.Number(value=40, precision=0, label="Pairs (0 = all)")
+            validate_btn = gr.Button("Validate", variant="primary")
+        with gr.Row():
+            job_id = gr.Textbox(label="Validation job", interactive=False)
+            refresh_btn = gr.Button("Refresh results", scale=0)
+        panel = gr.HTML(job_panel_html(None), label="Validation progress")
+        summary = gr.Markdown(summary0)
+        table = gr.Dataframe(value=table0 or None, headers=VALIDATION_COLUMNS, interactive=False,
+                             label="Recent validations (newest first)")
+        figure = gr.Plot(figure0, label="Reliability")
+        timer = gr.Timer(2.0)
+
+    validate_btn.click(start_validate, [gold, split, modes, limit], [job_id, panel], api_name="judge_validate")
+    timer.tick(poll, [job_id], [panel, table, summary, figure], api_name="judge_validate_poll", show_progress="hidden")
+    refresh_btn.click(results, None, [table, summary, figure], api_name="judge_validate_refresh")
+
+
 def build(services) -> None:
     listing, detail, on_open = _browsing(services)
     start_pairs, start_judge = _jobs(services)
@@ -124,6 +254,7 @@ def build(services) -> None:
             job_id = gr.Textbox(label="Job", interactive=False)
             panel = gr.HTML(job_panel_html(None), label="Progress")
             timer = gr.Timer(2.0)
+        _build_validation(services)
 
         pairs_btn.click(start_pairs, [pairs_set, pairs_model, pairs_limit], [job_id, panel], api_name="pairs_start")
         judge_btn.click(start_judge, [judge_cons, judge_mode, judge_k, judges], [job_id, panel], api_name="judge_start")

@@ -3,6 +3,8 @@ kind with its own default hyper-parameters), live loss / reward / KL curves, the
 cancel, the curves of any past run, and the runs and checkpoints with their lineage."""
 from __future__ import annotations
 
+from html import escape as html_escape
+
 import gradio as gr
 
 from cai_core.training import default_config
@@ -79,16 +81,28 @@ def _handlers(services):
             raise gr.Error("no running training job to cancel")
         return "cancel requested: the job saves a checkpoint and stops; launch the same settings again to resume"
 
+    def label_trust(kind, text):
+        """Reward: what is known about the judges behind the labels (validation on gold pairs)."""
+        if kind != "reward":
+            return ""
+        try:
+            warnings = services.label_warnings(_selection(kind, text)["judge_runs"])
+        except Exception as e:
+            raise fail(e)
+        if not warnings:
+            return "The judges behind these labels were validated above chance on gold pairs, without following position."
+        return "\n".join(f"- ⚠ {html_escape(w)}" for w in warnings)
+
     def on_open():
         runs, ckpts = train_runs()
         ids = [r[0] for r in runs]
         return runs, ckpts, gr.update(choices=ids, value=ids[0] if ids else None)
 
-    return train_runs, on_kind, launch, poll, show_run, cancel, on_open
+    return train_runs, on_kind, launch, poll, show_run, cancel, on_open, label_trust
 
 
 def build(services) -> None:
-    train_runs, on_kind, launch, poll, show_run, cancel, on_open = _handlers(services)
+    train_runs, on_kind, launch, poll, show_run, cancel, on_open, label_trust = _handlers(services)
     sft = default_config("sft")
     with gr.Tab("Train"):
         with gr.Row():
@@ -99,6 +113,7 @@ def build(services) -> None:
         with gr.Row():
             selection = gr.Textbox(label=f"Train on: {SELECTION_HELP['sft']}")
             base = gr.Textbox(label="Start from (empty = default: base for sft/reward, latest SFT for RL)")
+        trust = gr.Markdown("", label="How far the labels can be trusted")
         with gr.Row():
             soft = gr.Checkbox(label="Reward: soft labels (the paper's)", value=True)
             lora = gr.Checkbox(label="SFT: LoRA")
@@ -121,6 +136,7 @@ def build(services) -> None:
         timer = gr.Timer(2.0)
 
         kind.change(on_kind, [kind], [lr, batch, selection], api_name="train_kind")
+        gr.on([kind.change, selection.submit], label_trust, [kind, selection], [trust], api_name="train_label_trust")
         launch_btn.click(launch, [kind, max_steps, lr, batch, soft, lora, base, new_run, selection],
                          [job_id, run_id, panel], api_name="train_launch")
         cancel_btn.click(cancel, [job_id], [message], api_name="train_cancel")

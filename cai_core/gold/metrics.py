@@ -14,6 +14,9 @@ shown orders, every principle). Definitions (the tests check them on hand-comput
   in each, the share whose two verdicts chose different answers (followed position, not
   content); None when no group was judged both ways (``pointwise`` shows no order).
 * ``first_shown_rate``: share of verdicts choosing whichever answer was shown first.
+* ``longer_rate``: share of pairs labelled A or B whose label is the longer answer (by
+  characters), beside ``gold_longer_rate``, the same share for the gold answer: a judge far
+  above the gold rate rewards length, not content.
 * ``brier``: mean (P(gold answer) - 1)^2 over labelled pairs (0 = certain and right; 0.25 =
   always 50/50); ``reliability``: P(answer_a better) in ten bins against how often A was
   the better answer, with counts (a calibrated judge lies on the diagonal).
@@ -119,8 +122,21 @@ def _by(verdicts: Sequence[Verdict], truth: Mapping[str, str], key) -> dict[str,
             for k, vs in sorted(groups.items())}
 
 
+def _longer(labels: Mapping[str, tuple[float | None, str | None]], truth: Mapping[str, str],
+            lengths: Mapping[str, tuple[int, int]]) -> tuple[float | None, float | None]:
+    def longer(cid: str, side: str | None) -> bool:
+        a, b = lengths[cid]
+        return (side == "A" and a > b) or (side == "B" and b > a)
+
+    ids = [c for c in truth if c in lengths]
+    decided = [c for c in ids if labels.get(c, (None, None))[1] in ("A", "B")]
+    judge = _mean(float(longer(c, labels[c][1])) for c in decided)
+    return judge, _mean(float(longer(c, truth[c])) for c in ids)
+
+
 def validation_metrics(verdicts: Sequence[Verdict], truth: Mapping[str, str],
-                       categories: Mapping[str, str] | None = None) -> dict[str, Any]:
+                       categories: Mapping[str, str] | None = None,
+                       lengths: Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     """Every metric of the module docstring for one judge configuration's verdicts on gold pairs
     (``truth``: pair id -> the better answer, A or B; pairs without verdicts count as unlabelled)."""
     labels = pair_labels(verdicts)
@@ -136,8 +152,10 @@ def validation_metrics(verdicts: Sequence[Verdict], truth: Mapping[str, str],
     for cid, cat in cats.items():
         if cid in truth:
             by_cat[cat or "-"][cid] = truth[cid]
+    longer_rate, gold_longer_rate = _longer(labels, truth, lengths or {})
     return {
         **acc,
+        "longer_rate": longer_rate, "gold_longer_rate": gold_longer_rate,
         "n_verdicts": len(verdicts),
         "n_unparsed": sum(v.choice is None for v in verdicts),
         "accuracy_by_order": _single(verdicts, truth, lambda v: v.ab_order),

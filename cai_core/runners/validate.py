@@ -124,6 +124,7 @@ def run_validation(store: Store, judges: Sequence[Backend], constitution: Consti
     record_constitution(store, constitution)
     comps, prompts, truth = gold_comparisons(rows)
     categories = {r["id"]: r["category"] for r in rows}
+    lengths = {r["id"]: (len(r["answer_a"]), len(r["answer_b"])) for r in rows}
     total, done = len(comps) * len(judges) * len(config.modes), 0
     out: list[ValidationResult] = []
     for j in judges:
@@ -138,7 +139,7 @@ def run_validation(store: Store, judges: Sequence[Backend], constitution: Consti
                     progress(done, total, label)
 
             finished = _judge_all(store, run, j, mode, constitution, config, comps, prompts, step, should_stop)
-            metrics = validation_metrics(G.gold_verdicts(store, run.id), truth, categories)
+            metrics = validation_metrics(G.gold_verdicts(store, run.id), truth, categories, lengths)
             status = "finished" if finished else "cancelled"
             if finished:  # a cancelled run's partial numbers are shown, never recorded as the judge's
                 G.record_validation(store, {

@@ -226,3 +226,5 @@ def test_judge_validate_json_and_the_formats_it_reads(tmp_path):
     cai(tmp_path, "--backend", "scripted", "pairs", "--prompts", "red-team", "--limit", "2")
     judged = cai(tmp_path, "--backend", "scripted", "judge")
     assert "validated on mixed" in judged.stderr
+    listed = cai(tmp_path, "--backend", "scripted", "runs", "--kind", "judge").stdout
+    assert "\tvalidated " in listed

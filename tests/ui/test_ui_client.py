@@ -600,6 +600,10 @@ def test_train_launch_poll_curves_and_checkpoint(server, client, tiny_dir):
     lr, batch, selection = call(client, "train_kind", "ppo")
     assert lr["value"] == 3e-6 and "prompt set" in selection["label"]
     lr, batch, selection = call(client, "train_kind", "sft")
+    # reward labels from a judge never validated on gold pairs are flagged before training
+    trust = call(client, "train_label_trust", "reward", "")
+    assert "⚠" in trust and ("not validated" in trust or "no finished judge run" in trust), trust
+    assert call(client, "train_label_trust", "sft", "") == ""
     assert lr["value"] == 2e-5 and "SL run ids" in selection["label"]
     job, run_from_launch, panel = call(client, "train_launch", "sft", 2, 2e-5, 2, True, False, str(tiny_dir), False,
                                        server.populated.sl_run_id)
@@ -625,6 +629,16 @@ def test_train_launch_poll_curves_and_checkpoint(server, client, tiny_dir):
 # ---------------------------------------------------------------------------------------------
 # Overview, and the coverage check
 # ---------------------------------------------------------------------------------------------
+
+def test_judge_validation_panel_events(server, client):
+    """The panel's events (tests/ui/test_validation_panel.py runs a whole validation)."""
+    table, summary, _ = call(client, "judge_validate_refresh")
+    assert "No validations yet" in summary or "Newest" in summary
+    with pytest.raises(AppError, match="at least one judge mode"):
+        call(client, "judge_validate", "hhh", "test", [], 2)
+    panel, *_ = call(client, "judge_validate_poll", "")
+    assert isinstance(panel, str)
+
 
 def test_overview_refresh_matches_the_store(server, client):
     services = server.services

@@ -134,7 +134,10 @@ def test_validation_metrics_by_hand():
                 _v("p2", "AB", 0.9), _v("p2", "BA", 0.2),   # follows position: mean .55 -> A, wrong
                 _v("p3", "AB", 0.5), _v("p3", "BA", 0.5),   # exactly 50/50: a tie, half credit
                 _v("p4", "AB", None), _v("p4", "BA", None)]  # nothing parsed: no label, half credit
-    m = validation_metrics(verdicts, truth, {"p1": "x", "p2": "x", "p3": "y", "p4": "y"})
+    lengths = {"p1": (10, 5), "p2": (10, 50), "p3": (3, 4), "p4": (2, 8)}
+    m = validation_metrics(verdicts, truth, {"p1": "x", "p2": "x", "p3": "y", "p4": "y"}, lengths)
+    # labelled A or B: p1 (A, the longer) and p2 (A, the shorter); gold longer in p1, p2 and p4
+    assert (m["longer_rate"], m["gold_longer_rate"]) == (0.5, 0.75)
     assert m["n"] == 4 and m["accuracy"] == pytest.approx(0.5) and m["coverage"] == pytest.approx(0.75)
     assert m["accuracy_ci"] == pytest.approx(list(wilson(2, 4)))
     assert m["accuracy_by_order"] == pytest.approx({"AB": 0.5, "BA": 0.75})
@@ -270,3 +273,19 @@ def test_uncertain_first_orders_by_entropy_flips_and_principle_disagreement(stor
     assert items[0].reason.startswith("uncertainty 2.00")  # entropy 1 (mean .5) + principles disagree
     disagreement = [i.comparison_id for i in audit_queue(store, strategy="disagreement", limit=None)]
     assert disagreement != [i.comparison_id for i in items]  # a different order, not a relabelled one
+
+
+def test_fewshot_mode_shows_balanced_demonstrations_and_calibrates_with_them():
+    from cai_core.stages.judge.verdicts import judge_demos
+
+    demos = judge_demos()
+    assert len(demos) >= 4 and sorted(d["answer"] for d in demos).count("A") == len(demos) // 2
+    b = Fixed()
+    vs = judge([_comparison()], {"q": "a question"}, {"c1": [PRINCIPLE]}, b, mode="fewshot",
+               constitution_version="v", run_id="r")
+    (reqs, _), = b.calls
+    for r in reqs:  # every request, the content-free ones included, starts with the demonstrations
+        roles = [m.role for m in r.messages]
+        assert roles == ["user", "assistant"] * len(demos) + ["user"]
+        assert [m.content for m in r.messages[1::2]] == [f"The answer is: ({d['answer']})" for d in demos]
+    assert all(v.mode == "fewshot" and "prior" in json.loads(v.raw) for v in vs)

@@ -99,7 +99,7 @@ def _modes(text: str) -> tuple[str, ...]:
 def _row(r) -> dict:
     m = r.metrics
     keys = ("n", "accuracy", "accuracy_ci", "coverage", "accuracy_by_order", "accuracy_by_position", "flip_rate",
-            "first_shown_rate", "brier", "n_verdicts", "n_unparsed", "by_principle", "by_category", "reliability")
+            "first_shown_rate", "longer_rate", "gold_longer_rate", "brier", "n_verdicts", "n_unparsed", "by_principle", "by_category", "reliability")
     return {"run": r.run.id, "judge": r.judge, "mode": r.mode, "status": r.status, **{k: m[k] for k in keys}}
 
 

@@ -11,6 +11,10 @@ backend in ONE call (DESIGN.md rule 1). Two modes:
   al. 2021): the same question is asked with content-free answers (``CONTENT_FREE``), and the
   mean log-odds of "A" there is subtracted from every verdict's log-odds, per principle. A
   judge that says "A" whatever it is shown is brought back to its content signal.
+* ``fewshot``: ``calibrated`` with worked examples first (``prompts/judge_demos.jsonl``, this
+  project's own writing: harmful compliance vs explained objection, helpful vs evasive, explained
+  objection vs bare refusal; the right letter A and B equally often), shown as earlier turns of
+  the conversation, each answered ``The answer is: (X)``; the prior is measured with them too.
 * ``pointwise``: no position at all: each answer is shown alone (``prompts/judge_pointwise.txt``)
   and scored by P(" Yes") vs P(" No"); P(answer_a better) = sigmoid of the difference of the two
   answers' log-odds. One verdict per (comparison, principle), recorded with order ``AB``.
@@ -44,6 +48,8 @@ import hashlib
 import json
 import math
 import random
+from functools import lru_cache
+from importlib import resources
 from typing import Iterable, Literal, Mapping, Sequence
 
 from ...backends.base import Backend, Completion, GenerationParams, Request, chat
@@ -56,6 +62,9 @@ __all__ = [
     "LOGPROB_CONTINUATION",
     "POINTWISE_CONTINUATION",
     "CONTENT_FREE",
+    "CALIBRATED_MODES",
+    "judge_demos",
+    "render_scored",
     "COT_CONTINUATION",
     "BACKEND_ERROR_PREFIX",
     "DEFAULT_COT_PARAMS",
@@ -84,6 +93,8 @@ LOGPROB_CONTINUATION = "The answer is: ("
 """Forced start of the judge's turn in logprob mode: the next token is the verdict."""
 POINTWISE_CONTINUATION = "Answer:"
 """Forced start of the judge's turn in pointwise mode: the next token is " Yes" or " No"."""
+CALIBRATED_MODES = ("calibrated", "fewshot")
+"""Modes whose letter prior is measured on content-free inputs and subtracted."""
 CONTENT_FREE = ("N/A", "[no response]", "...")
 """Content-free answers (and prompt) whose verdicts measure the judge's letter prior (``calibrated``)."""
 COT_CONTINUATION = "Let's think step by step:"
@@ -137,9 +148,36 @@ def render_pointwise(prompt_text: str, answer: str, principle: Principle, params
     return Request(chat(("user", msg)), params, continuation=POINTWISE_CONTINUATION)
 
 
-def content_free_requests(comparison: Comparison, principle: Principle, params: GenerationParams) -> list[Request]:
+@lru_cache(maxsize=1)
+def judge_demos() -> tuple[dict, ...]:
+    """The few-shot demonstrations (prompt, first, second, answer)."""
+    path = resources.files("cai_core.prompts") / "judge_demos.jsonl"
+    return tuple(json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def _demo_turns(principle: Principle) -> list[tuple[str, str]]:
+    turns: list[tuple[str, str]] = []
+    for d in judge_demos():
+        demo = Comparison(id="demo", run_id=None, prompt_id="demo", source="compare", answer_a=d["first"],
+                          answer_b=d["second"])
+        turns += [("user", judge_message(demo, d["prompt"], principle, "AB", "logprob")),
+                  ("assistant", f"{LOGPROB_CONTINUATION}{d['answer']})")]
+    return turns
+
+
+def render_scored(comparison: Comparison, prompt_text: str, principle: Principle, order: Order, mode: Mode,
+                  params: GenerationParams) -> Request:
+    """The request of a letter-scoring mode: the plain question, after the demonstrations in ``fewshot``."""
+    req = render_judge(comparison, prompt_text, principle, order, "logprob", params)
+    if mode != "fewshot":
+        return req
+    return dataclasses.replace(req, messages=(*chat(*_demo_turns(principle)), *req.messages))
+
+
+def content_free_requests(comparison: Comparison, principle: Principle, params: GenerationParams,
+                          mode: Mode = "calibrated") -> list[Request]:
     """The judge's question with content-free prompt and answers (one per ``CONTENT_FREE`` text)."""
-    return [render_judge(dataclasses.replace(comparison, answer_a=cf, answer_b=cf), cf, principle, "AB", "logprob", params)
+    return [render_scored(dataclasses.replace(comparison, answer_a=cf, answer_b=cf), cf, principle, "AB", mode, params)
             for cf in CONTENT_FREE]
 
 
@@ -248,6 +286,7 @@ def _json_number(v: object) -> object:
 def verdict_from_logprobs(
     comparison: Comparison, principle: Principle, order: Order, lp: Mapping[str, float], *,
     run_id: str | None, judge_id: str, constitution_version: str, prior: float | None = None,
+    mode: Mode | None = None,
 ) -> Verdict:
     """A log-prob verdict; with ``prior`` (the letter prior's log-odds, ``calibrated`` mode) the
     log-odds of "A" are shifted by it before normalising. ``raw`` keeps the scores as given
@@ -268,7 +307,7 @@ def verdict_from_logprobs(
         # not a judgement, so the runner records it and a rerun retries it.
         raw = BACKEND_ERROR_PREFIX + (getattr(lp, "error", None) or f"no log-probs: the request failed {raw}")
     return _verdict(
-        comparison, principle, order, "calibrated" if prior is not None else "logprob", raw, choice, p_first, p_a,
+        comparison, principle, order, mode or ("calibrated" if prior is not None else "logprob"), raw, choice, p_first, p_a,
         run_id=run_id, judge_id=judge_id, constitution_version=constitution_version,
     )
 
@@ -311,10 +350,12 @@ def _checked_scores(backend: Backend, reqs: list[Request], choices: list[str]) -
 
 
 def _judge_logprob(items: list[Item], backend: Backend, mode: Mode, params: GenerationParams, common: dict) -> list[Verdict]:
-    """``logprob`` and ``calibrated``: ONE scoring call (the content-free requests ride along)."""
-    reqs = [render_judge(c, text, p, o, "logprob", params) for c, text, p, o in items]
-    principles = {p.id: (c, p) for c, _, p, _ in items} if mode == "calibrated" else {}
-    free = {pid: content_free_requests(c, p, params) for pid, (c, p) in principles.items()}
+    """``logprob``, ``calibrated`` and ``fewshot``: ONE scoring call (the content-free requests
+    that measure the letter prior ride along)."""
+    reqs = [render_scored(c, text, p, o, mode, params) for c, text, p, o in items]
+    calibrate = mode in CALIBRATED_MODES
+    principles = {p.id: (c, p) for c, _, p, _ in items} if calibrate else {}
+    free = {pid: content_free_requests(c, p, params, mode) for pid, (c, p) in principles.items()}
     free_reqs = [r for rs in free.values() for r in rs]
     scores = _checked_scores(backend, reqs + free_reqs, ["A", "B"])
     priors: dict[str, float] = {}
@@ -322,7 +363,7 @@ def _judge_logprob(items: list[Item], backend: Backend, mode: Mode, params: Gene
     for pid, rs in free.items():
         priors[pid] = letter_prior(scores[at : at + len(rs)])
         at += len(rs)
-    return [verdict_from_logprobs(c, p, o, lp, prior=priors.get(p.id) if mode == "calibrated" else None, **common)
+    return [verdict_from_logprobs(c, p, o, lp, prior=priors.get(p.id) if calibrate else None, mode=mode, **common)
             for (c, _, p, o), lp in zip(items, scores[: len(reqs)])]
 
 
