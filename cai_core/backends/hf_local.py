@@ -35,6 +35,27 @@ ENGINE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "olmo", "o
 window or soft-capping); other models generate with ``model.generate``."""
 
 
+SHARED_PREFIX_MIN = 256
+"""Scoring shares the prompts' common prefix when it is at least this many tokens."""
+SHARED_PREFIX_ROWS = 16
+"""Rows per scoring batch on the shared-prefix path (each row holds the prefix's keys/values)."""
+
+
+def _common_prefix_len(seqs: list[list[int]]) -> int:
+    """Tokens every sequence starts with, leaving each at least one token of its own."""
+    if not seqs:
+        return 0
+    first, n = seqs[0], min(len(s) for s in seqs) - 1
+    for s in seqs[1:]:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+        if n == 0:
+            break
+    return max(n, 0)
+
+
 def default_device() -> str:
     if torch.cuda.is_available():
         return "cuda"
@@ -277,6 +298,38 @@ class HFLocalBackend:
         return [self._completion(row, len(seq), params) for row, seq in zip(out[:, ids.shape[1] :].tolist(), seqs)]
 
     # -- scoring -------------------------------------------------------------------------
+    def _next_token_scores_shared(self, prompts: list[list[int]], shared: int, choices: Sequence[str],
+                                  choice_tok: list[int]) -> list[dict[str, float]]:
+        """Next-token log-probs when every prompt starts with the same ``shared`` tokens: the
+        prefix's keys/values are computed once, each batch runs only its rows' own tokens
+        (right-padded after the prefix, read at each row's last token). Same numbers as the
+        plain path, up to float rounding (tests check it)."""
+        from transformers import DynamicCache
+
+        with torch.inference_mode():
+            prefix = self.model(input_ids=torch.tensor([prompts[0][:shared]], device=self.device), use_cache=True)
+            layers = [(k, v) for k, v, *_ in prefix.past_key_values]
+        decoder, head = self.model.get_decoder(), self.model.get_output_embeddings()
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+        scores: list[dict[str, float]] = [{} for _ in prompts]
+        rows = max(1, min(self.batch_size, SHARED_PREFIX_ROWS))
+        for start in range(0, len(order), rows):
+            chunk = order[start : start + rows]
+            tails = [prompts[i][shared:] for i in chunk]
+            width = max(len(t) for t in tails)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.tensor([t + [pad] * (width - len(t)) for t in tails], device=self.device)
+            mask = torch.tensor([[1] * (shared + len(t)) + [0] * (width - len(t)) for t in tails], device=self.device)
+            cache = DynamicCache(ddp_cache_data=[(k.expand(len(chunk), *k.shape[1:]), v.expand(len(chunk), *v.shape[1:]))
+                                                 for k, v in layers])
+            with torch.inference_mode():
+                hidden = decoder(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True).last_hidden_state
+                last = hidden[torch.arange(len(chunk)), torch.tensor([len(t) - 1 for t in tails])]
+                logp = torch.log_softmax(head(last).float(), dim=-1)
+            for row, i in enumerate(chunk):
+                scores[i] = {c: logp[row, tok].item() for c, tok in zip(choices, choice_tok)}
+        return scores
+
     def choice_logprobs(
         self, requests: Sequence[Request], choices: Sequence[str]
     ) -> list[dict[str, float]]:
@@ -287,6 +340,9 @@ class HFLocalBackend:
         if all(len(ids) == 1 for ids in choice_ids):
             # Single-token choices (the judge's "A"/"B"): one forward pass per prompt, read the
             # next-token distribution — half the work of scoring each choice separately.
+            shared = _common_prefix_len(prompts)
+            if shared >= SHARED_PREFIX_MIN:  # e.g. few-shot demonstrations: computed once
+                return self._next_token_scores_shared(prompts, shared, choices, [c[0] for c in choice_ids])
             order = sorted(range(len(requests)), key=lambda i: len(prompts[i]), reverse=True)
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]

@@ -289,3 +289,29 @@ def test_fewshot_mode_shows_balanced_demonstrations_and_calibrates_with_them():
         assert roles == ["user", "assistant"] * len(demos) + ["user"]
         assert [m.content for m in r.messages[1::2]] == [f"The answer is: ({d['answer']})" for d in demos]
     assert all(v.mode == "fewshot" and "prior" in json.loads(v.raw) for v in vs)
+
+
+def test_scoring_with_a_shared_prefix_gives_the_plain_paths_numbers(tiny_folder, monkeypatch):
+    """The few-shot demonstrations are scored once as a shared prefix: same log-probs as scoring
+    every prompt whole (the path a short common prefix takes)."""
+    from cai_core.backends import hf_local
+    from cai_core.backends.base import Request, chat
+    from cai_core.stages.judge.verdicts import render_scored
+
+    b = hf_local.HFLocalBackend(tiny_folder, batch_size=3)
+    comps = [Comparison(id=f"c{i}", run_id=None, prompt_id="q", source="samples", answer_a="yes " * (i + 1),
+                        answer_b="no " * (2 * i + 1)) for i in range(5)]
+    reqs = [render_scored(c, "a question", PRINCIPLE, o, "fewshot", hf_local.GenerationParams(max_new_tokens=1))
+            for c in comps for o in ("AB", "BA")]
+    prompts = b._encode([b.render(r) for r in reqs])
+    assert hf_local._common_prefix_len(prompts) >= hf_local.SHARED_PREFIX_MIN
+    calls = []
+    real = b._next_token_scores_shared
+    monkeypatch.setattr(b, "_next_token_scores_shared", lambda *a: calls.append(1) or real(*a))
+    shared = b.choice_logprobs(reqs, ["A", "B"])
+    monkeypatch.setattr(hf_local, "SHARED_PREFIX_MIN", 10**9)  # the plain path
+    plain = b.choice_logprobs(reqs, ["A", "B"])
+    assert calls == [1]
+    for s_, p_ in zip(shared, plain):
+        assert s_["A"] == pytest.approx(p_["A"], abs=1e-4) and s_["B"] == pytest.approx(p_["B"], abs=1e-4)
+    assert hf_local._common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2]]) == 1  # every row keeps a token

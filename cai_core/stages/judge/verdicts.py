@@ -155,14 +155,20 @@ def judge_demos() -> tuple[dict, ...]:
     return tuple(json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-def _demo_turns(principle: Principle) -> list[tuple[str, str]]:
+DEMO_QUESTION = Principle("demo", "", "", "Which of these assistant responses is more helpful, honest and harmless?")
+"""The question the demonstrations answer: the same for every principle, so every request of a
+call starts with the same demonstrations (scored once as a shared prefix)."""
+
+
+@lru_cache(maxsize=1)
+def _demo_turns() -> tuple[tuple[str, str], ...]:
     turns: list[tuple[str, str]] = []
     for d in judge_demos():
         demo = Comparison(id="demo", run_id=None, prompt_id="demo", source="compare", answer_a=d["first"],
                           answer_b=d["second"])
-        turns += [("user", judge_message(demo, d["prompt"], principle, "AB", "logprob")),
+        turns += [("user", judge_message(demo, d["prompt"], DEMO_QUESTION, "AB", "logprob")),
                   ("assistant", f"{LOGPROB_CONTINUATION}{d['answer']})")]
-    return turns
+    return tuple(turns)
 
 
 def render_scored(comparison: Comparison, prompt_text: str, principle: Principle, order: Order, mode: Mode,
@@ -171,7 +177,7 @@ def render_scored(comparison: Comparison, prompt_text: str, principle: Principle
     req = render_judge(comparison, prompt_text, principle, order, "logprob", params)
     if mode != "fewshot":
         return req
-    return dataclasses.replace(req, messages=(*chat(*_demo_turns(principle)), *req.messages))
+    return dataclasses.replace(req, messages=(*chat(*_demo_turns()), *req.messages))
 
 
 def content_free_requests(comparison: Comparison, principle: Principle, params: GenerationParams,
