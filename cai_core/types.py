@@ -61,13 +61,16 @@ RUN_KINDS: tuple[str, ...] = (*STAGE_KINDS, *(train_run_kind(k) for k in TRAIN_K
 RunStatus = Literal["running", "finished", "incomplete", "cancelled", "failed", "interrupted"]
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
-JudgeMode = Literal["logprob", "calibrated", "fewshot", "pointwise", "cot"]
+JudgeMode = Literal["logprob", "calibrated", "fewshot", "pointwise", "cot", "cot-forced"]
 JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
 """How a judge decides (see :mod:`cai_core.stages.judge.verdicts`): ``logprob`` next-token P(A)/P(B);
 ``calibrated`` the same, minus the letter prior measured on content-free inputs; ``fewshot``
 calibrated, after worked examples; ``pointwise``
-P(Yes) per answer, each shown alone (no position at all); ``cot`` reasoning, then a clamped verdict."""
+P(Yes) per answer, each shown alone (no position at all); ``cot`` reasoning, then a clamped verdict;
+``cot-forced`` the same, the verdict scored after the reasoning when it states none."""
 LOGPROB_MODES: tuple[JudgeMode, ...] = ("logprob", "calibrated", "fewshot", "pointwise")
+COT_MODES: tuple[JudgeMode, ...] = ("cot", "cot-forced")
+"""Modes that generate reasoning first (decoding parameters are part of their configuration)."""
 """Modes that score tokens (need a backend with log-probs) and give soft labels."""
 
 GoldSplit = Literal["tune", "test"]

@@ -15,7 +15,7 @@ from ..store.constitutions import record_constitution
 from ..store.prompts import prompt_texts
 from ..store.runs import find_or_create_run, set_status
 from ..store.verdicts import count_verdicts, verdicts_per_comparison
-from ..types import COMPARISON_SOURCES, JUDGE_MODES, PREFERENCE_SOURCES, Comparison, Constitution, Failure, JudgeMode, Run
+from ..types import COT_MODES, COMPARISON_SOURCES, JUDGE_MODES, PREFERENCE_SOURCES, Comparison, Constitution, Failure, JudgeMode, Run
 
 __all__ = ["JudgeConfig", "JudgeResult", "with_default_selection", "start_judge_run", "run_judge", "select_comparisons"]
 
@@ -85,7 +85,7 @@ def start_judge_run(store: Store, judges: Sequence[Backend], constitution: Const
     record_constitution(store, constitution)
     ident = {k: getattr(config, k) for k in ("mode", "principles", "orders", "seed", "clamp", "source", "pairs_run", "limit",
                                              "judge_models")}
-    if config.mode == "cot":
+    if config.mode in COT_MODES:
         ident["params"] = config.params.as_dict()
     return find_or_create_run(
         store, kind="judge", model=",".join(j.id for j in judges), seed=config.seed, new=new_run,

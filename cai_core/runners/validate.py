@@ -16,7 +16,7 @@ from ..store import Store
 from ..store import gold as G
 from ..store.constitutions import record_constitution
 from ..store.runs import find_or_create_run, set_status
-from ..types import GOLD_SPLITS, JUDGE_MODES, Comparison, Constitution, JudgeMode, Principle, Run
+from ..types import COT_MODES, GOLD_SPLITS, JUDGE_MODES, Comparison, Constitution, JudgeMode, Principle, Run
 
 __all__ = ["ValidateConfig", "ValidationResult", "run_validation", "gold_comparisons"]
 
@@ -87,7 +87,7 @@ def _start(store: Store, j: Backend, mode: str, constitution: Constitution, conf
     ident = {"gold": config.gold, "split": config.split, "mode": mode, "principles": config.principles,
              "orders": config.orders, "limit": config.limit, "categories": config.categories, "pairs": pairs_hash,
              "constitution": constitution.version, "judge": j.id}
-    if mode == "cot":
+    if mode in COT_MODES:
         ident |= {"params": config.params.as_dict(), "clamp": config.clamp}
     run, _ = find_or_create_run(store, kind="validate", model=j.id, seed=config.seed, config=ident,
                                 constitution_version=constitution.version)

@@ -315,3 +315,43 @@ def test_scoring_with_a_shared_prefix_gives_the_plain_paths_numbers(tiny_folder,
     for s_, p_ in zip(shared, plain):
         assert s_["A"] == pytest.approx(p_["A"], abs=1e-4) and s_["B"] == pytest.approx(p_["B"], abs=1e-4)
     assert hf_local._common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2]]) == 1  # every row keeps a token
+
+
+class Rambler(Fixed):
+    """Reasons without ever stating a verdict (what the 135M judge does), except on one answer."""
+
+    id = "rambler:judge"
+
+    def generate(self, requests):
+        from cai_core.backends.base import Completion
+
+        self.generated = list(requests)
+        return [Completion(text="Therefore, the answer is (A)" if "stated" in r.messages[-1].content else
+                           "1. The first option is long.\n2. The second option is short.", finish_reason="length")
+                for r in requests]
+
+    def choice_logprobs(self, requests, choices):
+        self.calls.append((list(requests), list(choices)))
+        return [{"A": -2.0, "B": -0.2} for _ in requests]  # P(first) = 0.14: clamped to 0.4
+
+
+def test_cot_forced_scores_a_verdict_after_reasoning_that_states_none():
+    from cai_core.stages.judge.verdicts import FORCED_VERDICT
+
+    b = Rambler()
+    stated = Comparison(id="c2", run_id=None, prompt_id="q", source="samples", answer_a="stated one", answer_b="other")
+    vs = judge([_comparison(), stated], {"q": "a question"}, {"c1": [PRINCIPLE], "c2": [PRINCIPLE]}, b,
+               mode="cot-forced", constitution_version="v", run_id="r")
+    (forced, _), = b.calls  # one scoring call, only for the two verdicts of c1
+    assert len(forced) == 2 and all(r.continuation.endswith("The second option is short." + FORCED_VERDICT)
+                                    for r in forced)
+    by = {(v.comparison_id, v.ab_order): v for v in vs}
+    ab, ba = by[("c1", "AB")], by[("c1", "BA")]
+    assert (ab.choice, ab.p_first, ab.p_a) == ("B", 0.4, 0.4)   # second shown (answer_b) won, clamped
+    assert (ba.choice, ba.p_first) == ("A", 0.4)                  # BA: the second shown is answer_a
+    assert ab.raw.startswith("1. The first option") and "forced: Therefore, the answer is (B)" in ab.raw
+    assert by[("c2", "AB")].choice == "A" and "forced" not in by[("c2", "AB")].raw  # a stated verdict stands
+    assert all(v.mode == "cot-forced" for v in vs)
+    plain = judge([_comparison()], {"q": "a question"}, {"c1": [PRINCIPLE]}, Rambler(), mode="cot",
+                  constitution_version="v", run_id="r")
+    assert all(v.choice is None for v in plain)  # plain cot leaves them to people

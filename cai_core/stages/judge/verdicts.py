@@ -18,6 +18,9 @@ backend in ONE call (DESIGN.md rule 1). Two modes:
 * ``pointwise``: no position at all: each answer is shown alone (``prompts/judge_pointwise.txt``)
   and scored by P(" Yes") vs P(" No"); P(answer_a better) = sigmoid of the difference of the two
   answers' log-odds. One verdict per (comparison, principle), recorded with order ``AB``.
+* ``cot-forced``: ``cot``, and where the reasoning states no verdict (a small model rarely
+  finishes with one), ``"Therefore, the answer is ("`` is appended to it and the next letter
+  scored (a second, scoring call): every verdict gets a choice, clamped like the paper's.
 * ``cot``: the judge reasons step by step (``prompts/judge_cot.txt``, assistant turn forced
   to begin with ``"Let's think step by step:"`` as in the paper, so the reasoning comes
   before the verdict) and ends with ``"Therefore, the answer is (X)"``;
@@ -55,7 +58,7 @@ from typing import Iterable, Literal, Mapping, Sequence
 from ...backends.base import Backend, Completion, GenerationParams, Request, chat
 from ...ids import stable_id
 from ...prompts import render
-from ...types import JUDGE_MODES, LOGPROB_MODES, Comparison, Constitution, JudgeMode, Principle, Verdict
+from ...types import COT_MODES, JUDGE_MODES, LOGPROB_MODES, Comparison, Constitution, JudgeMode, Principle, Verdict
 from .cot_parse import Letter, defang, parse_cot_verdict
 
 __all__ = [
@@ -79,6 +82,8 @@ __all__ = [
     "verdict_from_completion",
     "verdict_from_logprobs",
     "verdict_pointwise",
+    "force_verdicts",
+    "FORCED_VERDICT",
     "render_pointwise",
     "content_free_requests",
     "letter_prior",
@@ -261,7 +266,7 @@ def _verdict(
 def verdict_from_completion(
     comparison: Comparison, prompt_text: str, principle: Principle, order: Order, out: Completion, *,
     request: Request | None = None, run_id: str | None, judge_id: str, constitution_version: str,
-    clamp: tuple[float, float] = (0.4, 0.6),
+    clamp: tuple[float, float] = (0.4, 0.6), mode: Mode = "cot",
 ) -> Verdict:
     """A CoT verdict. ``request`` (what the judge saw) is passed to the parser as quotable
     text so an echo of it cannot supply the verdict."""
@@ -275,9 +280,39 @@ def verdict_from_completion(
         letter = parse_cot_verdict(raw, quoted=quoted)
     p_first = clamp_cot(letter, *clamp)
     return _verdict(
-        comparison, principle, order, "cot", raw, _unswap(letter, order), p_first, _p_a(p_first, order),
+        comparison, principle, order, mode, raw, _unswap(letter, order), p_first, _p_a(p_first, order),
         run_id=run_id, judge_id=judge_id, constitution_version=constitution_version,
     )
+
+
+FORCED_VERDICT = "\nTherefore, the answer is ("
+"""``cot-forced``: appended to reasoning that stated no verdict; the next letter is scored."""
+FORCED_MARK = "\n[no verdict stated; forced: Therefore, the answer is ({letter}), P(first) {p:.3f}]"
+
+
+def force_verdicts(verdicts: list[Verdict], reqs: Sequence[Request], outs: Sequence[Completion], backend: Backend,
+                   clamp: tuple[float, float]) -> list[Verdict]:
+    """``cot-forced``: where the reasoning stated no verdict, append ``FORCED_VERDICT`` to it and
+    score "A" vs "B" next (one scoring call): P(first) is that probability clamped into
+    [lo, hi] (the paper's CoT clamp). ``raw`` keeps the reasoning and says the verdict was forced."""
+    todo = [i for i, (v, out) in enumerate(zip(verdicts, outs)) if v.choice is None and out.ok]
+    if not todo:
+        return verdicts
+    forced = [dataclasses.replace(reqs[i], continuation=reqs[i].continuation + outs[i].text.rstrip() + FORCED_VERDICT)
+              for i in todo]
+    scores = _checked_scores(backend, forced, ["A", "B"])
+    out = list(verdicts)
+    lo, hi = clamp
+    for i, lp in zip(todo, scores):
+        p = p_from_logprobs(lp)
+        if p is None:
+            continue
+        v = verdicts[i]
+        p_first = min(max(p, lo), hi)
+        letter: Letter = "A" if p > 0.5 else "B"
+        out[i] = dataclasses.replace(v, raw=v.raw + FORCED_MARK.format(letter=letter, p=p), p_first=p_first,
+                                     p_a=_p_a(p_first, v.ab_order), choice=_unswap(letter, v.ab_order))  # type: ignore[arg-type]
+    return out
 
 
 def _json_number(v: object) -> object:
@@ -408,7 +443,7 @@ def judge(
     if bad or not orders:
         raise ValueError(f"orders must be a non-empty subset of ('AB', 'BA'), not {orders!r}")
     if params is None:
-        params = DEFAULT_COT_PARAMS if mode == "cot" else DEFAULT_LOGPROB_PARAMS
+        params = DEFAULT_COT_PARAMS if mode in COT_MODES else DEFAULT_LOGPROB_PARAMS
     items: list[Item] = []
     for c in comparisons:
         if c.prompt_id not in prompts:
@@ -425,14 +460,15 @@ def judge(
         return _judge_pointwise(items, backend, params, common)
     if mode in LOGPROB_MODES:
         return _judge_logprob(items, backend, mode, params, common)
-    reqs = [render_judge(c, text, p, o, mode, params) for c, text, p, o in items]
+    reqs = [render_judge(c, text, p, o, "cot", params) for c, text, p, o in items]
     outs = backend.generate(reqs)
     if len(outs) != len(reqs):
         raise RuntimeError(f"backend {backend.id!r} returned {len(outs)} completions for {len(reqs)} requests")
-    return [
-        verdict_from_completion(c, text, p, o, out, request=r, clamp=clamp, **common)
+    verdicts = [
+        verdict_from_completion(c, text, p, o, out, request=r, clamp=clamp, mode=mode, **common)
         for (c, text, p, o), r, out in zip(items, reqs, outs)
     ]
+    return force_verdicts(verdicts, reqs, outs, backend, clamp) if mode == "cot-forced" else verdicts
 
 
 def draw_principles(constitution: Constitution, comparison_id: str, k: int, seed: int) -> list[Principle]:
