@@ -21,6 +21,7 @@ EPILOG = """examples:
   cai train sft --max-steps 20
   cai pairs --prompts red-team --limit 16              # from the latest SFT checkpoint
   cai judge --constitution harmless --mode logprob     # the latest pairs
+  cai judge validate --gold hhh --mode logprob,calibrated  # accuracy against gold labels
   cai export preferences --out prefs.jsonl             # the latest judge run
   cai train reward --max-steps 20 && cai train ppo --max-steps 2
   cai compare --models base,sft,rl --prompts red-team  # its held-out split
@@ -31,6 +32,7 @@ EPILOG = """examples:
 
 shipped prompt sets (imported on first use, split 80/20 train/held-out): red-team, benign
 shipped constitutions: seed, harmless (see `cai constitutions list`)
+shipped gold set: hhh, 240 labelled pairs (see `cai gold list`)
 """
 
 

@@ -212,6 +212,9 @@ def test_judge_validate_json_and_the_formats_it_reads(tmp_path):
              "corrects": [" (B)"], "incorrects": [" (A)"]}]
     gold = tmp_path / "mixed.jsonl"
     gold.write_text("\n".join(json.dumps(r) for r in rows))
+    assert cai(tmp_path, "gold", "import", str(gold), "--tune", "0.5").stdout.startswith("mixed: 3 pairs")
+    listed = {s["name"]: s for s in json.loads(cai(tmp_path, "gold", "list", "--json").stdout)}
+    assert listed["mixed"]["n"] == 3 and listed["hhh"]["n"] is None  # shipped, imported on first use
     p = cai(tmp_path, "--backend", "scripted", "judge", "validate", "--gold", str(gold), "--split", "all",
             "--mode", "logprob,pointwise", "--json")
     out = json.loads(p.stdout.strip().splitlines()[-1])
