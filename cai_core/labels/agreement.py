@@ -220,7 +220,14 @@ def agreement(store: Store, *, runs: Sequence[str] | None = None, bins: int = 5)
     key = scope_key(runs)
     decisions = human_decisions(store)
     version = data_version(store)  # read once: each read is a query
-    labels = ai_labels(store, decisions, runs=key)
+    # The AI labels of audited comparisons, kept per data version like the verdict counts below:
+    # an audit click builds the label of the one comparison it added, not of every audited one.
+    known: dict[str, AILabel | None] = cached(store, ("agreement_labels", key), dict, version=version)
+    new = [cid for cid in decisions if cid not in known]
+    if new:
+        found = ai_labels(store, new, runs=key)
+        known.update({cid: found.get(cid) for cid in new})
+    labels = {cid: lab for cid in decisions if (lab := known[cid]) is not None}
     # Per audited comparison, its verdicts counted, kept per data version (verdicts are
     # append-only): an audit click adds one comparison to load, not the whole set again.
     memo: dict[str, tuple[Counter, Counter]] = cached(store, ("agreement_verdicts", key), dict, version=version)
