@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from cai_core.gold.metrics import CHANCE, MAX_FLIP_RATE
-from cai_core.types import COMPARISON_SOURCES, JUDGE_MODES
+from cai_core.types import COMPARISON_SOURCES, DEFAULT_JUDGE_MODE, JUDGE_MODES
 
 from .render import side_by_side_html, text_block_html, verdict_badge_html
 
@@ -203,7 +203,7 @@ def _build_validation(services) -> None:
             gold = gr.Dropdown(_gold_choices(services), value="hhh", label="Gold set (or a .jsonl file)",
                                allow_custom_value=True)
             split = gr.Radio(VALIDATION_SPLITS, value="test", label="Split")
-            modes = gr.CheckboxGroup(list(JUDGE_MODES), value=["logprob"], label="Judge modes")
+            modes = gr.CheckboxGroup(list(JUDGE_MODES), value=[DEFAULT_JUDGE_MODE], label="Judge modes")
             limit = gr.Number(value=40, precision=0, label="Pairs (0 = all)")
             validate_btn = gr.Button("Validate", variant="primary")
         with gr.Row():
@@ -247,7 +247,7 @@ def build(services) -> None:
                 pairs_btn = gr.Button("Sample pairs")
             with gr.Row():
                 judge_cons = gr.Dropdown(sorted(services.constitutions()), value="harmless", label="Constitution")
-                judge_mode = gr.Radio(list(JUDGE_MODES), value="logprob", label="Mode")
+                judge_mode = gr.Radio(list(JUDGE_MODES), value=DEFAULT_JUDGE_MODE, label="Mode")
                 judge_k = gr.Slider(1, 4, value=1, step=1, label="Principles per comparison")
                 judges = gr.Textbox(value="base", label="Judges (comma-separated)")
                 judge_btn = gr.Button("Judge the latest pairs")

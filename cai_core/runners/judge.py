@@ -15,15 +15,15 @@ from ..store.constitutions import record_constitution
 from ..store.prompts import prompt_texts
 from ..store.runs import find_or_create_run, set_status
 from ..store.verdicts import count_verdicts, verdicts_per_comparison
-from ..types import COT_MODES, COMPARISON_SOURCES, JUDGE_MODES, PREFERENCE_SOURCES, Comparison, Constitution, Failure, JudgeMode, Run
+from ..types import COT_MODES, DEFAULT_JUDGE_MODE, COMPARISON_SOURCES, JUDGE_MODES, PREFERENCE_SOURCES, Comparison, Constitution, Failure, JudgeMode, Run
 
 __all__ = ["JudgeConfig", "JudgeResult", "with_default_selection", "start_judge_run", "run_judge", "select_comparisons"]
 
 
 @dataclass(frozen=True, slots=True)
 class JudgeConfig:
-    mode: JudgeMode = "logprob"
-    """logprob: P(A)/P(B) from the next-token log-probs; cot: step-by-step, clamped probability."""
+    mode: JudgeMode = DEFAULT_JUDGE_MODE
+    """How the judge decides (see ``JUDGE_MODES``); the default was chosen on the gold set."""
     principles: int = 1
     """Principles drawn per comparison (an ensemble when > 1)."""
     orders: tuple[str, ...] = ("AB", "BA")

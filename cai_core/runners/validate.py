@@ -16,7 +16,7 @@ from ..store import Store
 from ..store import gold as G
 from ..store.constitutions import record_constitution
 from ..store.runs import find_or_create_run, set_status
-from ..types import COT_MODES, GOLD_SPLITS, JUDGE_MODES, Comparison, Constitution, JudgeMode, Principle, Run
+from ..types import COT_MODES, DEFAULT_JUDGE_MODE, GOLD_SPLITS, JUDGE_MODES, Comparison, Constitution, JudgeMode, Principle, Run
 
 __all__ = ["ValidateConfig", "ValidationResult", "run_validation", "gold_comparisons"]
 
@@ -29,7 +29,7 @@ class ValidateConfig:
     """The gold set's name (see :func:`cai_core.gold.sets.resolve_gold`)."""
     split: str = "test"
     """test (report), tune (choose settings), or all."""
-    modes: tuple[JudgeMode, ...] = ("logprob",)
+    modes: tuple[JudgeMode, ...] = (DEFAULT_JUDGE_MODE,)
     """Judge modes validated side by side (each with every judge)."""
     principles: int | tuple[str, ...] = 1
     """Principles per pair: k drawn per pair, or these principle ids for every pair."""

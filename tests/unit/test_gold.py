@@ -244,7 +244,7 @@ def test_reward_inputs_warn_about_unvalidated_and_position_following_judges(serv
     res = services.judge(constitution="harmless", config=JudgeConfig())
     inputs = services.training_inputs("reward", {"judge_runs": [res.run.id]})
     assert any("not validated" in w for w in inputs.warnings)
-    row = {"run_id": "validate-x", "gold": "g", "split": "test", "judge": "scripted:test", "mode": "logprob",
+    row = {"run_id": "validate-x", "gold": "g", "split": "test", "judge": "scripted:test", "mode": res.run.config["mode"],
            "constitution_version": res.run.constitution_version, "n": 100, "accuracy": 0.7, "ci_lo": 0.6,
            "ci_hi": 0.78, "flip_rate": 0.2, "brier": 0.2, "metrics": {}}
     G.record_validation(services.store, row)

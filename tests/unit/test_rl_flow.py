@@ -72,9 +72,9 @@ def test_judge_run_stores_every_verdict_and_resumes(store):
     assert res.status == "finished" and res.verdicts == 6 * 2 * 2
     assert len(judge_backend.calls) == 1  # one batched call for one chunk
     v = store.query("SELECT * FROM verdicts LIMIT 1")[0]
-    assert v["judge"] == "judge" and v["mode"] == "logprob" and v["ab_order"] in ("AB", "BA")
+    assert v["judge"] == "judge" and v["mode"] == "calibrated" and v["ab_order"] in ("AB", "BA")
     assert v["constitution_version"] == find_constitution("harmless").version
-    assert json.loads(v["raw"])  # the log-probs are kept
+    assert set(json.loads(v["raw"])) == {"A", "B", "prior"}  # the log-probs and the letter prior are kept
     again = judge_all(store, judge_backend, principles=2)
     assert again.verdicts == 24 and len(judge_backend.calls) == 1  # nothing re-judged
 

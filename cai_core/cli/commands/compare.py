@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ...types import JUDGE_MODES
+from ...types import DEFAULT_JUDGE_MODE, JUDGE_MODES
 from ..options import csv_list, progress_bar
 
 
@@ -22,7 +22,8 @@ def register(sub, common) -> None:
                     help="which prompts of the set (default held-out)")
     cm.add_argument("--constitution", default="harmless")
     cm.add_argument("--judge", help="judge model (default: --model)")
-    cm.add_argument("--mode", choices=list(JUDGE_MODES), default="logprob")
+    cm.add_argument("--mode", choices=list(JUDGE_MODES), default=DEFAULT_JUDGE_MODE,
+                    help=f"judge mode for the win rates (default {DEFAULT_JUDGE_MODE})")
     cm.add_argument("--principles", type=int, default=1)
     cm.add_argument("--limit", type=int, help="only K prompts")
     cm.add_argument("--offset", type=int, default=0, help="skip the split's first N prompts")

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from ...types import COMPARISON_SOURCES, JUDGE_MODES
+from ...types import COMPARISON_SOURCES, DEFAULT_JUDGE_MODE, JUDGE_MODES
 from ..options import csv_list, progress_bar
 
 VALIDATE_EPILOG = """examples:
@@ -23,7 +23,9 @@ def register(sub, common) -> None:
                         description="Label comparisons with AI judges. By default the comparisons made most recently "
                                     "(`cai pairs`); the evaluation pairs of `cai compare` only with --source compare.")
     ju.add_argument("--constitution", default="harmless", help="constitution whose preference questions are asked (default harmless)")
-    ju.add_argument("--mode", choices=list(JUDGE_MODES), default="logprob", help="log-prob soft labels (default) or chain of thought, clamped")
+    ju.add_argument("--mode", choices=list(JUDGE_MODES), default=DEFAULT_JUDGE_MODE,
+                    help=f"how the judge decides (default {DEFAULT_JUDGE_MODE}: log-prob soft labels minus the letter prior; "
+                         "see `cai judge validate`)")
     ju.add_argument("--principles", type=int, default=1, help="principles drawn per comparison (default 1)")
     ju.add_argument("--orders", choices=["both", "AB", "BA"], default="both", help="A/B orders judged (default both)")
     ju.add_argument("--judges", help="comma-separated judge models (default: --model); 'base', a checkpoint id, a folder")
@@ -42,8 +44,8 @@ def register(sub, common) -> None:
                                         "principle and per category; several modes and judges side by side. Each "
                                         "configuration's result is recorded: judge runs and reward training show it.")
     va.add_argument("--gold", required=True, help="a gold file (.jsonl), a gold set's name (shipped: hhh), or 'audits'")
-    va.add_argument("--mode", default="logprob",
-                    help=f"comma-separated judge modes, or 'all' ({', '.join(JUDGE_MODES)}; default logprob)")
+    va.add_argument("--mode", default=DEFAULT_JUDGE_MODE,
+                    help=f"comma-separated judge modes, or 'all' ({', '.join(JUDGE_MODES)}; default {DEFAULT_JUDGE_MODE})")
     va.add_argument("--judges", help="comma-separated judge models (default: --model)")
     va.add_argument("--principles", default="1", help="principles per pair: a number drawn per pair, or principle ids")
     va.add_argument("--split", choices=["test", "tune", "all"], default="test", help="gold split (default test)")
