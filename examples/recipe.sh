@@ -24,7 +24,7 @@ cai train sft --max-steps 16 >/dev/null
 step "pairs: 2 samples per prompt from the SFT model, 16 train prompts"
 cai pairs --prompts red-team --limit 16 >/dev/null
 
-step "judge those pairs: log-prob soft labels, 2 principles x both orders"
+step "judge those pairs: calibrated log-prob soft labels (the default judge mode), 2 principles x both orders"
 cai judge --constitution harmless --principles 2 >/dev/null
 
 step "reward model on that judge run's labels (soft labels): 16 steps"

@@ -216,16 +216,16 @@ def test_judge_validate_json_and_the_formats_it_reads(tmp_path):
     listed = {s["name"]: s for s in json.loads(cai(tmp_path, "gold", "list", "--json").stdout)}
     assert listed["mixed"]["n"] == 3 and listed["hhh"]["n"] is None  # shipped, imported on first use
     p = cai(tmp_path, "--backend", "scripted", "judge", "validate", "--gold", str(gold), "--split", "all",
-            "--mode", "logprob,pointwise", "--json")
+            "--mode", "calibrated,pointwise", "--json")
     out = json.loads(p.stdout.strip().splitlines()[-1])
-    assert out["n"] == 3 and out["mode"] == "logprob" and out["gold"] == "mixed"
+    assert out["n"] == 3 and out["mode"] == "calibrated" and out["gold"] == "mixed"
     assert set(out["accuracy_by_order"]) == {"AB", "BA"} and len(out["accuracy_ci"]) == 2
     assert {"accuracy", "flip_rate", "brier"} <= set(out)
-    assert [c["mode"] for c in out["configs"]] == ["logprob", "pointwise"]
+    assert [c["mode"] for c in out["configs"]] == ["calibrated", "pointwise"]
     assert "warning:" in p.stderr  # 3 pairs can never exclude chance
     bad = cai(tmp_path, "--backend", "scripted", "judge", "validate", "--gold", "nope", check=False)
     assert bad.returncode == 2 and "no gold set or file 'nope'" in bad.stderr
-    # a judge run says how far its labels can be trusted
+    # a judge run (default mode: calibrated, the one validated above) says how far its labels can be trusted
     cai(tmp_path, "--backend", "scripted", "pairs", "--prompts", "red-team", "--limit", "2")
     judged = cai(tmp_path, "--backend", "scripted", "judge")
     assert "validated on mixed" in judged.stderr
