@@ -30,10 +30,10 @@ from .store import training as training_store
 from .store import verdicts as verdict_store
 from .store.runs import list_runs
 from .types import RL_KINDS, Checkpoint, Constitution, TrainKind
+from .service_gold import GoldMixin
 from .service_jobs import JobsMixin
 
 if TYPE_CHECKING:
-    from .runners.validate import ValidateConfig
     from .runners.compare import CompareConfig
     from .runners.judge import JudgeConfig, JudgeResult
     from .runners.pairs import PairsConfig, PairsResult
@@ -46,7 +46,7 @@ STAT_KINDS = (
 )
 
 
-class Services(JobsMixin):
+class Services(GoldMixin, JobsMixin):
     def __init__(self, settings: Settings, jobs: JobManager | None = None, *, store: Store | None = None,
                  backend: Backend | None = None) -> None:
         self.settings = settings
@@ -264,54 +264,6 @@ class Services(JobsMixin):
         snap = snapshots.preference_records(self.store, judge_runs=runs, min_confidence=min_confidence)
         path = snapshots.write_records(snap.records, out)
         return path, snap
-
-    # -- judge validation against gold labels ---------------------------------------------
-    def gold_sets(self) -> list[dict]:
-        from .gold.sets import list_gold_sets
-
-        return list_gold_sets(self.store)
-
-    def import_gold(self, path: str | Path, *, name: str | None = None, tune_fraction: float | None = None,
-                    seed: int = 0) -> dict:
-        from .gold.sets import DEFAULT_TUNE_FRACTION, import_gold
-
-        return import_gold(self.store, path, name=name, seed=seed,
-                           tune_fraction=DEFAULT_TUNE_FRACTION if tune_fraction is None else tune_fraction)
-
-    def validate_judge(self, *, gold: str, config: "ValidateConfig", constitution: str = "harmless",
-                       judges: list[str] | None = None, progress: Progress | None = None, should_stop=None) -> list:
-        """Judge the gold set's pairs with every (judge, mode) of ``config``; each gets a recorded
-        validation (``gold``: a file, a gold set's name, a shipped set, or ``audits``)."""
-        from .gold.sets import resolve_gold
-        from .runners.validate import run_validation
-
-        cons = self.constitution(constitution)
-        config = replace(config, gold=resolve_gold(self.store, gold))
-        backends = [self.backend(j) for j in (judges or [self.settings.model])]
-        return run_validation(self.store, backends, cons, config, progress=progress, should_stop=should_stop)
-
-    def validations(self, limit: int | None = 50) -> list[dict]:
-        from .store.gold import validations
-
-        return validations(self.store, limit=limit)
-
-    def judge_trust(self, run_id: str) -> list[dict]:
-        """A judge run's judges, each with its latest validation (or None) and warnings."""
-        from .gold.trust import judge_run_trust
-
-        return judge_run_trust(self.store, run_id)
-
-    def label_warnings(self, judge_runs: list[str] | None = None) -> list[str]:
-        """Warnings about the labels reward training would use (default: the latest judge run)."""
-        from .gold.trust import label_warnings
-
-        from .lineage import NoSelection
-
-        try:
-            runs = judge_runs or default_judge_runs(self.store)
-        except NoSelection as e:
-            return [str(e)]
-        return label_warnings(self.store, runs)
 
     # -- compare -------------------------------------------------------------------------
     def compare_models(self, models: list[str]) -> list:

@@ -63,7 +63,7 @@ RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
 JudgeMode = Literal["logprob", "calibrated", "fewshot", "pointwise", "cot", "cot-forced"]
 JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
-"""How a judge decides (see :mod:`cai_core.stages.judge.verdicts`): ``logprob`` next-token P(A)/P(B);
+"""How a judge decides (see :mod:`cai_core.stages.judge.modes`): ``logprob`` next-token P(A)/P(B);
 ``calibrated`` the same, minus the letter prior measured on content-free inputs; ``fewshot``
 calibrated, after worked examples; ``pointwise``
 P(Yes) per answer, each shown alone (no position at all); ``cot`` reasoning, then a clamped verdict;

@@ -14,7 +14,7 @@ from cai_core.gold.metrics import judge_warnings, validation_metrics, wilson
 from cai_core.gold.sets import AUDITS, import_gold, pair_rows, resolve_gold
 from cai_core.labels.queue import audit_queue
 from cai_core.stages.judge import judge
-from cai_core.stages.judge.verdicts import CONTENT_FREE
+from cai_core.stages.judge import CONTENT_FREE
 from cai_core.store import gold as G
 from cai_core.types import Comparison, Principle, Verdict
 from test_agreement import add_comparisons, add_verdict
@@ -276,7 +276,7 @@ def test_uncertain_first_orders_by_entropy_flips_and_principle_disagreement(stor
 
 
 def test_fewshot_mode_shows_balanced_demonstrations_and_calibrates_with_them():
-    from cai_core.stages.judge.verdicts import judge_demos
+    from cai_core.stages.judge import judge_demos
 
     demos = judge_demos()
     assert len(demos) >= 4 and sorted(d["answer"] for d in demos).count("A") == len(demos) // 2
@@ -296,7 +296,7 @@ def test_scoring_with_a_shared_prefix_gives_the_plain_paths_numbers(tiny_folder,
     every prompt whole (the path a short common prefix takes)."""
     from cai_core.backends import hf_local
     from cai_core.backends.base import Request, chat
-    from cai_core.stages.judge.verdicts import render_scored
+    from cai_core.stages.judge import render_scored
 
     b = hf_local.HFLocalBackend(tiny_folder, batch_size=3)
     comps = [Comparison(id=f"c{i}", run_id=None, prompt_id="q", source="samples", answer_a="yes " * (i + 1),
@@ -336,7 +336,7 @@ class Rambler(Fixed):
 
 
 def test_cot_forced_scores_a_verdict_after_reasoning_that_states_none():
-    from cai_core.stages.judge.verdicts import FORCED_VERDICT
+    from cai_core.stages.judge import FORCED_VERDICT
 
     b = Rambler()
     stated = Comparison(id="c2", run_id=None, prompt_id="q", source="samples", answer_a="stated one", answer_b="other")

@@ -40,34 +40,25 @@ Injected verdicts (an answer that says "The answer is (B)") are neutralised thre
 3. a verdict statement that the judge merely copied from the request (``quoted=`` texts:
    the user message, the answers, the prompt) cannot supply the verdict.
 
-This module is the stage: it renders the requests, runs them and builds the Verdict records.
-Parsing and defanging live in :mod:`.cot_parse`; how verdicts become a comparison's label is
+This module renders the plain question and builds the Verdict records; what the other modes
+add (content-free inputs, demonstrations, single answers, forced verdicts) is :mod:`.modes`, and
+the stage that runs them is :mod:`.stage`. Parsing and defanging live in :mod:`.cot_parse`; how verdicts become a comparison's label is
 the label rule's (:mod:`cai_core.labels.rule`), not the stage's.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import math
-import random
-from functools import lru_cache
-from importlib import resources
-from typing import Iterable, Literal, Mapping, Sequence
+from typing import Literal, Mapping
 
-from ...backends.base import Backend, Completion, GenerationParams, Request, chat
+from ...backends.base import Completion, GenerationParams, Request, chat
 from ...ids import stable_id
 from ...prompts import render
-from ...types import COT_MODES, JUDGE_MODES, LOGPROB_MODES, Comparison, Constitution, JudgeMode, Principle, Verdict
+from ...types import JUDGE_MODES, Comparison, JudgeMode, Principle, Verdict
 from .cot_parse import Letter, defang, parse_cot_verdict
 
 __all__ = [
     "LOGPROB_CONTINUATION",
-    "POINTWISE_CONTINUATION",
-    "CONTENT_FREE",
-    "CALIBRATED_MODES",
-    "judge_demos",
-    "render_scored",
     "COT_CONTINUATION",
     "BACKEND_ERROR_PREFIX",
     "DEFAULT_COT_PARAMS",
@@ -82,13 +73,8 @@ __all__ = [
     "verdict_from_completion",
     "verdict_from_logprobs",
     "verdict_pointwise",
-    "force_verdicts",
-    "FORCED_VERDICT",
-    "render_pointwise",
-    "content_free_requests",
-    "letter_prior",
-    "judge",
-    "draw_principles",
+    "Order",
+    "Mode",
 ]
 
 Order = Literal["AB", "BA"]
@@ -96,12 +82,6 @@ Mode = JudgeMode
 
 LOGPROB_CONTINUATION = "The answer is: ("
 """Forced start of the judge's turn in logprob mode: the next token is the verdict."""
-POINTWISE_CONTINUATION = "Answer:"
-"""Forced start of the judge's turn in pointwise mode: the next token is " Yes" or " No"."""
-CALIBRATED_MODES = ("calibrated", "fewshot")
-"""Modes whose letter prior is measured on content-free inputs and subtracted."""
-CONTENT_FREE = ("N/A", "[no response]", "...")
-"""Content-free answers (and prompt) whose verdicts measure the judge's letter prior (``calibrated``)."""
 COT_CONTINUATION = "Let's think step by step:"
 """Forced start of the judge's turn in CoT mode: reasoning first, verdict last (as in the paper)."""
 BACKEND_ERROR_PREFIX = "[backend error] "
@@ -144,59 +124,6 @@ def render_judge(
 ) -> Request:
     msg = judge_message(comparison, prompt_text, principle, order, mode)
     return Request(chat(("user", msg)), params, continuation=COT_CONTINUATION if mode == "cot" else LOGPROB_CONTINUATION)
-
-
-def render_pointwise(prompt_text: str, answer: str, principle: Principle, params: GenerationParams) -> Request:
-    """The pointwise question about ONE answer (no other answer, so no position)."""
-    msg = render("judge_pointwise", prompt=defang(prompt_text.strip()), answer=defang(answer.strip()),
-                 preference=principle.preference.strip())
-    return Request(chat(("user", msg)), params, continuation=POINTWISE_CONTINUATION)
-
-
-@lru_cache(maxsize=1)
-def judge_demos() -> tuple[dict, ...]:
-    """The few-shot demonstrations (prompt, first, second, answer)."""
-    path = resources.files("cai_core.prompts") / "judge_demos.jsonl"
-    return tuple(json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-
-
-DEMO_QUESTION = Principle("demo", "", "", "Which of these assistant responses is more helpful, honest and harmless?")
-"""The question the demonstrations answer: the same for every principle, so every request of a
-call starts with the same demonstrations (scored once as a shared prefix)."""
-
-
-@lru_cache(maxsize=1)
-def _demo_turns() -> tuple[tuple[str, str], ...]:
-    turns: list[tuple[str, str]] = []
-    for d in judge_demos():
-        demo = Comparison(id="demo", run_id=None, prompt_id="demo", source="compare", answer_a=d["first"],
-                          answer_b=d["second"])
-        turns += [("user", judge_message(demo, d["prompt"], DEMO_QUESTION, "AB", "logprob")),
-                  ("assistant", f"{LOGPROB_CONTINUATION}{d['answer']})")]
-    return tuple(turns)
-
-
-def render_scored(comparison: Comparison, prompt_text: str, principle: Principle, order: Order, mode: Mode,
-                  params: GenerationParams) -> Request:
-    """The request of a letter-scoring mode: the plain question, after the demonstrations in ``fewshot``."""
-    req = render_judge(comparison, prompt_text, principle, order, "logprob", params)
-    if mode != "fewshot":
-        return req
-    return dataclasses.replace(req, messages=(*chat(*_demo_turns()), *req.messages))
-
-
-def content_free_requests(comparison: Comparison, principle: Principle, params: GenerationParams,
-                          mode: Mode = "calibrated") -> list[Request]:
-    """The judge's question with content-free prompt and answers (one per ``CONTENT_FREE`` text)."""
-    return [render_scored(dataclasses.replace(comparison, answer_a=cf, answer_b=cf), cf, principle, "AB", mode, params)
-            for cf in CONTENT_FREE]
-
-
-def letter_prior(scores: Sequence[Mapping[str, float]]) -> float:
-    """Mean log-odds of "A" over content-free verdicts (finite ones; 0.0 when there are none)."""
-    diffs = [float(s["A"]) - float(s["B"]) for s in scores
-             if isinstance(s, Mapping) and all(math.isfinite(float(s.get(k, math.nan))) for k in ("A", "B"))]
-    return sum(diffs) / len(diffs) if diffs else 0.0
 
 
 # -- P(first) from log-probs or a CoT verdict (text parsing: cot_parse) -------------------------
@@ -285,36 +212,6 @@ def verdict_from_completion(
     )
 
 
-FORCED_VERDICT = "\nTherefore, the answer is ("
-"""``cot-forced``: appended to reasoning that stated no verdict; the next letter is scored."""
-FORCED_MARK = "\n[no verdict stated; forced: Therefore, the answer is ({letter}), P(first) {p:.3f}]"
-
-
-def force_verdicts(verdicts: list[Verdict], reqs: Sequence[Request], outs: Sequence[Completion], backend: Backend,
-                   clamp: tuple[float, float]) -> list[Verdict]:
-    """``cot-forced``: where the reasoning stated no verdict, append ``FORCED_VERDICT`` to it and
-    score "A" vs "B" next (one scoring call): P(first) is that probability clamped into
-    [lo, hi] (the paper's CoT clamp). ``raw`` keeps the reasoning and says the verdict was forced."""
-    todo = [i for i, (v, out) in enumerate(zip(verdicts, outs)) if v.choice is None and out.ok]
-    if not todo:
-        return verdicts
-    forced = [dataclasses.replace(reqs[i], continuation=reqs[i].continuation + outs[i].text.rstrip() + FORCED_VERDICT)
-              for i in todo]
-    scores = _checked_scores(backend, forced, ["A", "B"])
-    out = list(verdicts)
-    lo, hi = clamp
-    for i, lp in zip(todo, scores):
-        p = p_from_logprobs(lp)
-        if p is None:
-            continue
-        v = verdicts[i]
-        p_first = min(max(p, lo), hi)
-        letter: Letter = "A" if p > 0.5 else "B"
-        out[i] = dataclasses.replace(v, raw=v.raw + FORCED_MARK.format(letter=letter, p=p), p_first=p_first,
-                                     p_a=_p_a(p_first, v.ab_order), choice=_unswap(letter, v.ab_order))  # type: ignore[arg-type]
-    return out
-
-
 def _json_number(v: object) -> object:
     # strict JSON has no NaN/Infinity: keep them as strings ("-inf", "nan") so nothing is lost
     try:
@@ -377,103 +274,3 @@ def verdict_pointwise(
         raw = BACKEND_ERROR_PREFIX + f"no log-probs: the request failed {raw}"
     return _verdict(comparison, principle, "AB", "pointwise", raw, choice, p_a, p_a,
                     run_id=run_id, judge_id=judge_id, constitution_version=constitution_version)
-
-
-# -- the stage ------------------------------------------------------------------------------------
-Item = tuple[Comparison, str, Principle, Order]
-
-
-def _checked_scores(backend: Backend, reqs: list[Request], choices: list[str]) -> list[dict[str, float]]:
-    scores = backend.choice_logprobs(reqs, choices) if reqs else []
-    if len(scores) != len(reqs):
-        raise RuntimeError(f"backend {backend.id!r} returned {len(scores)} scores for {len(reqs)} requests")
-    return scores
-
-
-def _judge_logprob(items: list[Item], backend: Backend, mode: Mode, params: GenerationParams, common: dict) -> list[Verdict]:
-    """``logprob``, ``calibrated`` and ``fewshot``: ONE scoring call (the content-free requests
-    that measure the letter prior ride along)."""
-    reqs = [render_scored(c, text, p, o, mode, params) for c, text, p, o in items]
-    calibrate = mode in CALIBRATED_MODES
-    principles = {p.id: (c, p) for c, _, p, _ in items} if calibrate else {}
-    free = {pid: content_free_requests(c, p, params, mode) for pid, (c, p) in principles.items()}
-    free_reqs = [r for rs in free.values() for r in rs]
-    scores = _checked_scores(backend, reqs + free_reqs, ["A", "B"])
-    priors: dict[str, float] = {}
-    at = len(reqs)
-    for pid, rs in free.items():
-        priors[pid] = letter_prior(scores[at : at + len(rs)])
-        at += len(rs)
-    return [verdict_from_logprobs(c, p, o, lp, prior=priors.get(p.id) if calibrate else None, mode=mode, **common)
-            for (c, _, p, o), lp in zip(items, scores[: len(reqs)])]
-
-
-def _judge_pointwise(items: list[Item], backend: Backend, params: GenerationParams, common: dict) -> list[Verdict]:
-    pairs = list({(c.id, p.id): (c, text, p) for c, text, p, _ in items}.values())  # orders play no part
-    reqs = [render_pointwise(text, ans, p, params) for c, text, p in pairs for ans in (c.answer_a, c.answer_b)]
-    scores = _checked_scores(backend, reqs, [" Yes", " No"])
-    return [verdict_pointwise(c, p, scores[2 * i], scores[2 * i + 1], **common) for i, (c, _, p) in enumerate(pairs)]
-
-
-def judge(
-    comparisons: Iterable[Comparison],
-    prompts: Mapping[str, str],
-    principles_for: Mapping[str, Sequence[Principle]],
-    backend: Backend,
-    *,
-    mode: Mode,
-    orders: Sequence[Order] = ("AB", "BA"),
-    constitution_version: str,
-    run_id: str | None,
-    params: GenerationParams | None = None,
-    clamp: tuple[float, float] = (0.4, 0.6),
-) -> list[Verdict]:
-    """One verdict per (comparison x principle x order) (pointwise: per comparison x principle),
-    from ONE backend call.
-
-    ``prompts``: prompt_id -> prompt text; ``principles_for``: comparison_id -> the principles
-    to judge it by (see :func:`draw_principles`). Raises KeyError for a comparison whose
-    prompt or principles are missing (before calling the backend), ValueError for an unknown
-    mode/order, and lets :class:`LogprobsUnsupported` propagate (the caller retries in CoT).
-    """
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {', '.join(_MODES)}, not {mode!r}")
-    orders = tuple(orders)
-    bad = [o for o in orders if o not in _ORDERS]
-    if bad or not orders:
-        raise ValueError(f"orders must be a non-empty subset of ('AB', 'BA'), not {orders!r}")
-    if params is None:
-        params = DEFAULT_COT_PARAMS if mode in COT_MODES else DEFAULT_LOGPROB_PARAMS
-    items: list[Item] = []
-    for c in comparisons:
-        if c.prompt_id not in prompts:
-            raise KeyError(f"comparison {c.id!r}: no text for prompt {c.prompt_id!r}")
-        if c.id not in principles_for:
-            raise KeyError(f"comparison {c.id!r}: no principles to judge it by")
-        for p in principles_for[c.id]:
-            for o in orders:
-                items.append((c, prompts[c.prompt_id], p, o))
-    if not items:
-        return []
-    common = dict(run_id=run_id, judge_id=backend.id, constitution_version=constitution_version)
-    if mode == "pointwise":
-        return _judge_pointwise(items, backend, params, common)
-    if mode in LOGPROB_MODES:
-        return _judge_logprob(items, backend, mode, params, common)
-    reqs = [render_judge(c, text, p, o, "cot", params) for c, text, p, o in items]
-    outs = backend.generate(reqs)
-    if len(outs) != len(reqs):
-        raise RuntimeError(f"backend {backend.id!r} returned {len(outs)} completions for {len(reqs)} requests")
-    verdicts = [
-        verdict_from_completion(c, text, p, o, out, request=r, clamp=clamp, mode=mode, **common)
-        for (c, text, p, o), r, out in zip(items, reqs, outs)
-    ]
-    return force_verdicts(verdicts, reqs, outs, backend, clamp) if mode == "cot-forced" else verdicts
-
-
-def draw_principles(constitution: Constitution, comparison_id: str, k: int, seed: int) -> list[Principle]:
-    """k distinct principles (at most as many as there are), the same for the same
-    (seed, comparison_id). Keyed apart from the critique draws of the SL stage."""
-    n = min(max(int(k), 0), len(constitution.principles))
-    digest = hashlib.sha256(f"{seed}:judge:{comparison_id}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big")).sample(list(constitution.principles), n)
