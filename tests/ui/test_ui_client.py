@@ -18,6 +18,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from ui_server import XSS_TEXT, save_tiny_model, start_server, wait_for  # noqa: E402
+from cai_core.types import DEFAULT_JUDGE_MODE  # noqa: E402
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -375,7 +376,7 @@ def test_preferences_list_filters_and_detail(server, client):
     assert "human decision <b>B</b> by pat" in html and "(from human)" in html
     assert c["answer_a"].split()[1] in html and c["answer_b"].split()[1] in html
     assert len(rows(verdicts)) == store.count("verdicts", "WHERE comparison_id = ?", [cid])
-    assert {r[3] for r in rows(verdicts)} == {"logprob"} and {r[4] for r in rows(verdicts)} == {"AB", "BA"}
+    assert {r[3] for r in rows(verdicts)} == {DEFAULT_JUDGE_MODE} and {r[4] for r in rows(verdicts)} == {"AB", "BA"}
     assert {r[0] for r in rows(verdicts)} == {pop.judge_run_id}  # each verdict names its judge run
     html, verdicts = call(client, "preferences_detail", pop.xss_comparison_id)
     assert "unparsed" in [r[5] for r in rows(verdicts)]
