@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,7 @@ pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from ui_server import ROOT, start_server, wait_for  # noqa: E402
+from ui_server import start_server, wait_for  # noqa: E402
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -39,23 +38,9 @@ def client(server):
 
 
 @pytest.fixture(scope="module")
-def gold(tmp_path_factory) -> str:
-    """The shipped "hhh" set when its file is there and reads whole, else a small file of our own
-    (the backend takes a path): enough pairs that the test split holds more than LIMIT."""
-    from cai_core.gold.formats import read_gold_file
-
-    shipped = ROOT / "gold_sets" / "hhh.jsonl"
-    try:
-        if shipped.is_file() and len(read_gold_file(shipped)) >= 4 * LIMIT:
-            return "hhh"
-    except Exception:  # being written by someone else: not ours to judge
-        pass
-    path = Path(tmp_path_factory.mktemp("gold")) / "mini-gold.jsonl"
-    path.write_text("".join(json.dumps({"prompt": f"How do I look after plant number {i}?",
-                                        "chosen": f"Water plant {i} weekly and give it light.",
-                                        "rejected": f"Plant {i}? Figure it out yourself."}) + "\n"
-                            for i in range(24)), encoding="utf-8")
-    return str(path)
+def gold() -> str:
+    """The shipped gold set (imported on first use, as the panel offers it)."""
+    return "hhh"
 
 
 def status_of(panel_html: str) -> str:

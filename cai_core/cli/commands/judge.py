@@ -123,6 +123,7 @@ def _table(rows: list[dict]) -> str:
 
 
 def run_validate(args, services) -> int:
+    from ...gold.metrics import judge_warnings
     from ...runners.validate import ValidateConfig
 
     principles = args.principles.strip()
@@ -139,8 +140,6 @@ def run_validate(args, services) -> int:
     rows = [_row(r) for r in results]
     print(_table(rows), file=sys.stderr if args.json else sys.stdout)
     for r in rows:
-        from ...gold.metrics import judge_warnings
-
         for w in judge_warnings(r):
             print(f"warning: {r['judge']} ({r['mode']}): {w}", file=sys.stderr)
     if args.json:
