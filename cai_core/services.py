@@ -30,6 +30,7 @@ from .store import training as training_store
 from .store import verdicts as verdict_store
 from .store.runs import list_runs
 from .types import RL_KINDS, Checkpoint, Constitution, TrainKind
+from .service_eval import EvalLabelsMixin
 from .service_gold import GoldMixin
 from .service_jobs import JobsMixin
 
@@ -46,7 +47,7 @@ STAT_KINDS = (
 )
 
 
-class Services(GoldMixin, JobsMixin):
+class Services(GoldMixin, EvalLabelsMixin, JobsMixin):
     def __init__(self, settings: Settings, jobs: JobManager | None = None, *, store: Store | None = None,
                  backend: Backend | None = None) -> None:
         self.settings = settings

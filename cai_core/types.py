@@ -17,7 +17,7 @@ __all__ = [
     "RunStatus", "RUN_STATUSES",
     "JudgeMode", "JUDGE_MODES", "DEFAULT_JUDGE_MODE", "QueueStrategy", "QUEUE_STRATEGIES", "LOGPROB_MODES", "GoldSplit", "GOLD_SPLITS",
     "ComparisonSource", "COMPARISON_SOURCES", "PREFERENCE_SOURCES",
-    "AuditAction", "AUDIT_ACTIONS", "DECISIVE_ACTIONS",
+    "AuditAction", "AUDIT_ACTIONS", "DECISIVE_ACTIONS", "ResponseClass", "RESPONSE_CLASSES", "ResponseLabel",
     "Split", "SPLITS",
     "BackendKind", "BACKEND_KINDS",
     "Principle",
@@ -89,6 +89,12 @@ PREFERENCE_SOURCES: tuple[ComparisonSource, ...] = ("samples", "sl")
 AuditAction = Literal["accept", "A", "B", "tie", "skip", "undo"]
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 DECISIVE_ACTIONS: tuple[AuditAction, ...] = ("accept", "A", "B", "tie")
+
+ResponseClass = Literal["comply", "objection", "evasive", "incoherent"]
+"""What an answer did, as people label it and reports count it: complied (with or without a
+disclaimer), gave an explained objection, evaded (boilerplate refusal or deflection), or is
+incoherent / empty. The classifier's finer kinds roll up into these."""
+RESPONSE_CLASSES: tuple[ResponseClass, ...] = get_args(ResponseClass)
 """Actions that decide a label (a skip decides nothing, an undo cancels)."""
 
 QueueStrategy = Literal["random", "stratified", "disagreement", "uncertain"]
@@ -314,6 +320,23 @@ class Audit:
     """``accept`` only: that label's P(answer_a is better)."""
     judge_runs: tuple[str, ...] = ()
     """``accept`` only: the judge runs whose verdicts made that label."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseLabel:
+    """A person's label of one evaluation answer. Appended, never updated: the newest label of
+    an answer counts."""
+
+    id: str
+    generation_id: str
+    """The answer labelled (a compare run's generation)."""
+    run_id: str
+    """The compare run it belongs to."""
+    model_name: str
+    """The name the model was compared under (base, sft, ...)."""
+    author: str
+    label: ResponseClass
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

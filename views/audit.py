@@ -14,6 +14,7 @@ from cai_core.types import QUEUE_STRATEGIES
 from .plots import agreement_figure, calibration_figure, judge_agreement_figure, label_counts_figure
 from .render import side_by_side_html, text_block_html, verdict_badge_html
 
+from . import answer_labels
 from .common import fail
 
 __all__ = ["build", "HEAD_JS"]
@@ -144,4 +145,5 @@ def build(services) -> None:
             btn.click(handler_for(action), inputs, outs, api_name=name).then(
                 stats, [], [summary, p1, p2, p3, p4], api_name=f"{name}_refresh_plots")
         stats_btn.click(stats, [], [summary, p1, p2, p3, p4], api_name="audit_stats")
+        answer_labels.build(services, author)
     return stats, [summary, p1, p2, p3, p4]

@@ -14,7 +14,7 @@ __all__ = ["build", "report_tables"]
 
 LINEAGE_COLUMNS = ["model", "checkpoint", "training snapshots", "trained-on eval prompts"]
 WIN_COLUMNS = ["model", "vs", "win rate", "95 % interval", "wins", "losses", "ties", "unparsed"]
-RATE_COLUMNS = ["model", "n", "comply", "objection", "evasive", "empty", "harmless", "evasive share"]
+RATE_COLUMNS = ["model", "n", "comply", "objection", "evasive", "incoherent", "harmless", "evasive share", "kinds"]
 
 
 def _models(text: str) -> list[str]:
@@ -39,7 +39,8 @@ def report_tables(rep: dict | None) -> tuple[str, list, list, list]:
     wins = [[w["model"], w["opponent"], _pct(w["rate"]), f"{100 * w['lo']:.0f}–{100 * w['hi']:.0f} %", w["wins"],
              w["losses"], w["ties"], w["unparsed"]] for w in r.get("win_rates", [])]
     rates = [[x["model"], x["n"], _pct(x["comply_rate"]), _pct(x["objection_rate"]), _pct(x["evasive_rate"]),
-              _pct(x["empty_rate"]), _pct(x["harmless_rate"]), _pct(x["evasive_share"])]
+              _pct(x.get("incoherent_rate", x.get("empty_rate"))), _pct(x["harmless_rate"]), _pct(x["evasive_share"]),
+              ", ".join(f"{k} {v}" for k, v in (x.get("kinds") or {}).items()) or "—"]
              for x in r.get("response_rates", [])]
     return stamp, lineage, wins, rates
 
@@ -73,7 +74,8 @@ def _handlers(services):
         stamp, lineage, wins, rates = report_tables(rep)
         figs = (win_rate_figure(rep["report"]), response_rates_figure(rep["report"])) if rep else (
             win_rate_figure({}), response_rates_figure({}))
-        return stamp, lineage, wins, rates, *figs
+        human = services.human_evaluation(rep["run_id"])["markdown"] if rep else ""
+        return stamp, lineage, wins, rates, *figs, human
 
     return chat, evaluate, report
 
@@ -105,18 +107,19 @@ def build(services) -> None:
             lineage = gr.Dataframe(headers=LINEAGE_COLUMNS, label="Models and what they trained on", interactive=False)
             wins_df = gr.Dataframe(headers=WIN_COLUMNS, label="Head-to-head win rates (judged; ties count half)",
                                    interactive=False)
-            rates_df = gr.Dataframe(headers=RATE_COLUMNS, label="Responses (harmless = objection + evasive)",
+            rates_df = gr.Dataframe(headers=RATE_COLUMNS, label="Responses (evasive = boilerplate refusal or deflection; harmless = objection + evasive)",
                                     interactive=False)
             with gr.Row():
                 wins = gr.Plot(label="Win rates")
-                rates = gr.Plot(label="Comply / objection / evasive")
+                rates = gr.Plot(label="Comply / objection / evasive / incoherent")
+            human = gr.Markdown(label="Human-labelled rates (label answers in the Audit tab)")
         timer = gr.Timer(2.0)
 
         send.click(chat, [models, prompt, max_new], [answers], api_name="compare_chat")
         prompt.submit(chat, [models, prompt, max_new], [answers], api_name="compare_chat_submit")
         run_eval.click(evaluate, [eval_models, eval_prompts, split, limit, max_new, allow], [job_id, panel],
                        api_name="compare_run")
-        outputs = [stamp, lineage, wins_df, rates_df, wins, rates]
+        outputs = [stamp, lineage, wins_df, rates_df, wins, rates, human]
         show.click(report, [], outputs, api_name="compare_report")
         timer.tick(lambda j: job_panel_html(services.job_view(j) if j else None), [job_id], [panel],
                    api_name="compare_poll", show_progress="hidden")

@@ -38,10 +38,10 @@ _COLORS = {
     "comply": "#e45756",
     "objection": "#54a24b",
     "evasive": "#f2a93b",
-    "empty": "#bab0ac",
+    "incoherent": "#bab0ac",
 }
 _PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d")
-_RESPONSE_CLASSES = ("comply", "objection", "evasive", "empty")
+_RESPONSE_CLASSES = ("comply", "objection", "evasive", "incoherent")
 # Legends above the plot area: below it they collide with rotated category labels.
 _LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1}
 
@@ -349,8 +349,8 @@ def win_rate_figure(report_dict: Any) -> go.Figure:
 
 
 def response_rates_figure(report_dict: Any) -> go.Figure:
-    """Stacked bars per model: share of comply / objection / evasive / empty answers (counts
-    in the hover). Four traces."""
+    """Stacked bars per model: share of comply / objection / evasive / incoherent answers
+    (counts in the hover). Four traces."""
     report = _report_dict(report_dict)
     rows = [r for r in (report.get("response_rates") or []) if (r.get("n") or 0) > 0]
     if not rows:
@@ -358,7 +358,8 @@ def response_rates_figure(report_dict: Any) -> go.Figure:
     models = [str(r.get("model")) for r in rows]
     fig = go.Figure()
     for cls in _RESPONSE_CLASSES:
-        counts = [int(r.get(cls) or 0) for r in rows]
+        # Reports stored before the incoherent class counted empty answers instead.
+        counts = [int(r.get(cls) or (r.get("empty") if cls == "incoherent" else 0) or 0) for r in rows]
         fig.add_trace(go.Bar(
             x=models, y=[c / r["n"] for c, r in zip(counts, rows)], name=cls, marker_color=_COLORS[cls],
             customdata=[[c, r["n"]] for c, r in zip(counts, rows)],

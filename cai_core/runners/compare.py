@@ -176,7 +176,8 @@ def run_compare(
     run_judge(store, [judge_backend], constitution, jrun, jcfg, progress=progress)
     labels = effective_labels(store, comparison_ids=[c.id for c in comparisons], runs=[jrun.id])
     outcomes = [(c.model_a, c.model_b, labels[c.id].choice if c.id in labels else None) for c in comparisons]
-    classes = {n: [classify_response(t) for t in answers[n].values()] for n in names}
+    texts = {p.id: p.text for p in prompts}
+    classes = {n: [classify_response(t, texts.get(pid)) for pid, t in answers[n].items()] for n in names}
     report = build_report(names, outcomes, classes, len(prompts), lineage=lineage, prompt_set=prompt_set.name,
                           split=config.split)
     save_report(store, run.id, jrun.id, report.to_dict(), report.to_markdown())

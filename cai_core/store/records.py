@@ -11,8 +11,8 @@ import json
 import typing
 from typing import Any, Iterable, Sequence, TypeVar
 
-from ..types import (Audit, Checkpoint, Comparison, Critique, Failure, Generation, Prompt, PromptSet, Revision,
-                     Verdict, as_row)
+from ..types import (Audit, Checkpoint, Comparison, Critique, Failure, Generation, Prompt, PromptSet, ResponseLabel,
+                     Revision, Verdict, as_row)
 from .db import Store
 
 __all__ = ["TABLES", "insert", "load", "load_one"]
@@ -30,6 +30,7 @@ TABLES: dict[type, str] = {
     Verdict: "verdicts",
     Audit: "audits",
     Checkpoint: "checkpoints",
+    ResponseLabel: "response_labels",
 }
 """Record type -> its table (the one place that says where a kind of record lives)."""
 

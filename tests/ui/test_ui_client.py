@@ -143,7 +143,7 @@ def test_page_load_events(server, client):
     assert len(plots) == 4 and all(figure(p) for p in plots)
     train_runs, ckpts, past = call(client, "load_train")
     assert rows(train_runs) == [] and rows(ckpts) == [] and past["choices"] == []
-    report, lineage, wins_df, rates_df, wins, rates = call(client, "load_compare")
+    report, lineage, wins_df, rates_df, wins, rates, human = call(client, "load_compare")
     assert report == "No evaluation yet." and rows(lineage) == [] and figure(wins) and figure(rates)
     stats, sets, cons, runs = call(client, "load_overview")
     assert stats["comparisons"] == pop.comparisons and stats["verdicts"] == pop.verdicts
@@ -576,7 +576,20 @@ def test_compare_run_poll_and_report(server, client):
     job, panel = call(client, "compare_run", "base,sft", "red-team", "held-out", 4, 64, False)
     panel = poll_job(client, "compare_poll", job)
     run_id = re.search(r"run <code>([^<]+)</code>", panel).group(1)
-    stamp, lineage, wins_df, rates_df, wins, rates = call(client, "compare_report")
+    stamp, lineage, wins_df, rates_df, wins, rates, human = call(client, "compare_report")
+    assert "No answer of this run has a human label yet" in human
+    # People label the answers in the Audit tab; the report then shows their rates.
+    html_, answer_id, shown_run, _ = call(client, "audit_label_next", "")
+    assert shown_run == run_id and answer_id and "Prompt" in html_
+    with pytest.raises(AppError, match="type your name first"):
+        call(client, "audit_label_objection", "", answer_id, "", "")
+    out = call(client, "audit_label_objection", "ann", answer_id, "explains why", run_id)
+    assert out[1] != answer_id and out[4].startswith(f"{answer_id}: objection")
+    assert "| 1 |" in call(client, "compare_report")[-1]
+    for kind in ("comply", "evasive", "incoherent"):  # each button records its own label
+        nxt = out[1]
+        out = call(client, f"audit_label_{kind}", "ann", nxt, "", run_id)
+        assert out[4].startswith(f"{nxt}: {kind}")
     assert stamp.startswith("Held out: 4 prompts of red-team (held-out)") and run_id in stamp
     assert [r[0] for r in rows(lineage)] == ["base", "sft"] and {r[3] for r in rows(lineage)} == {0}
     assert {(r[0], r[1]) for r in rows(wins_df)} == {("base", "sft"), ("sft", "base")}

@@ -467,7 +467,7 @@ def test_eval_plots():
     assert n_traces(win_rate_figure(rep)) == 2  # the report object works too
     rr = response_rates_figure(rep.to_dict())
     assert n_traces(rr) == 4 and rr.layout.barmode == "stack"
-    assert [t.name for t in rr.data] == ["comply", "objection", "evasive", "empty"]
+    assert [t.name for t in rr.data] == ["comply", "objection", "evasive", "incoherent"]
     assert rr.data[1].y[1] == pytest.approx(0.7)
 
 

@@ -165,6 +165,7 @@ EXPECTED_COLUMNS = {
     "snapshots": ["hash", "kind", "path", "records", "overrides", "config", "created_at"],
     "train_metrics": ["run_id", "step", "time", "metrics"],
     "eval_reports": ["run_id", "judge_run", "report", "markdown", "created_at"],
+    "response_labels": ["id", "generation_id", "run_id", "model_name", "author", "label", "reason", "created_at"],
     "split_specs": ["set_id", "held_out", "seed", "created_at"],
     "prompt_splits": ["set_id", "prompt_id", "split"],
     "snapshot_prompts": ["snapshot_hash", "text_key"],

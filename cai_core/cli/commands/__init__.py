@@ -3,9 +3,9 @@
 store opens only when a command first uses it."""
 from __future__ import annotations
 
-from . import app, bench, checkpoints, compare, constitutions, export, gold, judge, model, pairs, prompts, runs, sl, stats, train
+from . import app, bench, checkpoints, classify, compare, constitutions, export, gold, judge, label, model, pairs, prompts, runs, sl, stats, train
 
 __all__ = ["COMMANDS"]
 
-COMMANDS = (prompts, constitutions, sl, pairs, judge, gold, train, compare, checkpoints, runs, export, stats, model, bench, app)
+COMMANDS = (prompts, constitutions, sl, pairs, judge, gold, train, compare, label, classify, checkpoints, runs, export, stats, model, bench, app)
 """In the order `cai --help` lists them."""
