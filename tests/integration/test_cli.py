@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -129,9 +130,15 @@ def test_kill_9_mid_run_then_resume_counts_exact(tmp_path):
     proc = subprocess.Popen([CAI, "--db", str(tmp_path / "cai.duckdb"), *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     db = tmp_path / "cai.duckdb"
-    deadline = time.time() + 60
-    time.sleep(1.6)  # about 10 of the 30 batches
-    assert proc.poll() is None, "the run finished before it could be killed"
+    # Kill once the progress bar says the first answers are written (not after a fixed sleep: a slow
+    # machine can spend seconds importing before the first batch).
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
+    reader.start()
+    deadline = time.time() + 120
+    while "round 1 critiques" not in "".join(seen) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed:\n" + "".join(seen)[-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert time.time() < deadline
