@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 _PRINCIPLE_FIELDS = ("id", "critique", "revision", "preference")
+_OPTIONAL_PRINCIPLE_FIELDS = ("revision_opening",)
 _EXAMPLE_FIELDS = ("principle", "prompt", "answer", "critique", "revision")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "constitutions"
@@ -82,7 +83,10 @@ def parse_constitution(text: str, *, name: str, where: str | None = None) -> Con
                 raise ConstitutionError(f"{at(principle_lines, i)}: {label}: missing field {f!r}")
             if not isinstance(value, str) or not value.strip():
                 raise ConstitutionError(f"{at(principle_lines, i)}: {label}: field {f!r} must be non-empty text")
-        unknown = sorted(set(p) - set(_PRINCIPLE_FIELDS))
+        for f in _OPTIONAL_PRINCIPLE_FIELDS:
+            if f in p and not isinstance(p[f], str):
+                raise ConstitutionError(f"{at(principle_lines, i)}: {label}: field {f!r} must be text")
+        unknown = sorted(set(p) - set(_PRINCIPLE_FIELDS) - set(_OPTIONAL_PRINCIPLE_FIELDS))
         if unknown:
             raise ConstitutionError(f"{at(principle_lines, i)}: {label}: unknown field(s) {', '.join(unknown)}")
         if not _ID.match(p["id"]):
@@ -92,7 +96,8 @@ def parse_constitution(text: str, *, name: str, where: str | None = None) -> Con
                 f"{at(principle_lines, i)}: {label}: duplicate id (first used by principle #{seen[p['id']] + 1})"
             )
         seen[p["id"]] = i
-        principles.append(Principle(**{f: p[f].strip() for f in _PRINCIPLE_FIELDS}))
+        principles.append(Principle(**{f: p[f].strip() for f in _PRINCIPLE_FIELDS},
+                                    revision_opening=str(p.get("revision_opening", "")).strip()))
 
     examples: list[Example] = []
     for i, e in enumerate(data.get("examples") or []):
@@ -114,7 +119,9 @@ def parse_constitution(text: str, *, name: str, where: str | None = None) -> Con
     canonical = {
         "title": title,
         "description": description,
-        "principles": [[p.id, p.critique, p.revision, p.preference] for p in principles],
+        # an opening is hashed only when set, so constitutions without one keep their version
+        "principles": [[p.id, p.critique, p.revision, p.preference, *([p.revision_opening] if p.revision_opening else [])]
+                       for p in principles],
         "examples": [[e.principle, e.prompt, e.answer, e.critique, e.revision] for e in examples],
     }
     return Constitution(
@@ -174,7 +181,8 @@ def dump_constitution(c: Constitution) -> str:
     """TOML text for a constitution (used when the app saves an edited version)."""
     data: dict = {"title": c.title, "description": c.description}
     data["principles"] = [
-        {"id": p.id, "critique": p.critique, "revision": p.revision, "preference": p.preference}
+        {"id": p.id, "critique": p.critique, "revision": p.revision, "preference": p.preference,
+         **({"revision_opening": p.revision_opening} if p.revision_opening else {})}
         for p in c.principles
     ]
     if c.examples:

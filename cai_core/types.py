@@ -29,6 +29,7 @@ __all__ = [
     "Generation",
     "Critique",
     "Revision",
+    "RevisionCandidate",
     "Failure",
     "Comparison",
     "Verdict",
@@ -119,6 +120,9 @@ class Principle:
     """Revision request shown after the critique."""
     preference: str
     """A/B question for the judge in the RL phase."""
+    revision_opening: str = ""
+    """Optional words every revision for this principle starts with (forced after
+    ``Revision:``), e.g. "I won't help with that, because": a format a small model can follow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +244,34 @@ class Revision:
     finish_reason: str
     flags: tuple[str, ...] = ()
     model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionCandidate:
+    """One of the revisions sampled for a (prompt, round) when an SL run searches several: its
+    text, the scorer's reading of it, and whether it became the round's :class:`Revision`."""
+
+    id: str
+    run_id: str
+    prompt_id: str
+    round: int
+    revision_id: str
+    """The round's revision (its text is the kept candidate's)."""
+    idx: int
+    """0 = the greedy revision; 1.. = samples at ``temperature``."""
+    temperature: float
+    text: str
+    finish_reason: str
+    flags: tuple[str, ...] = ()
+    """Quality flags of the text, plus the scorer's (e.g. ``copied_example``)."""
+    kind: str = ""
+    """The response classifier's kind (objection, refusal, deflection, ...)."""
+    relevance: float | None = None
+    """Share of the request's content words the text uses (None: too few to tell)."""
+    score: float = 0.0
+    acceptable: bool = False
+    """Good enough to train on: the search stops at the first acceptable candidate."""
+    kept: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ what is missing: nothing lost, nothing done twice.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
 
 from ..backends.base import Backend, Completion, GenerationParams
@@ -15,6 +15,7 @@ from ..constitutions import draw_principle
 from ..prompt_sets import prompts_of
 from ..stages.generate import first_answers, generation_id
 from ..stages.revise import Turn, critique_id, critique_step, revision_id, revision_step
+from ..stages.revision_search import revision_search_step
 from ..store import Store
 from ..store import records as records_store
 from ..store import sl as sl_store
@@ -47,10 +48,19 @@ class SLConfig:
     revision: GenerationParams = field(default_factory=lambda: GenerationParams(max_new_tokens=160, repetition_penalty=1.1))
     chunk: int = 64
     """Requests per backend call, and so per write: smaller loses less on a crash."""
+    candidates: int = 1
+    """Revision candidates per round: the greedy one, then (only when it is not acceptable)
+    ``candidates - 1`` samples; the best by the scorer is kept (see stages.revision_search)."""
+    candidate_temperature: float = 0.8
+    """Sampling temperature of candidates 1.. (the revision settings otherwise)."""
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise ValueError("rounds must be at least 1")
+        if self.candidates < 1:
+            raise ValueError("candidates must be at least 1")
+        if self.candidates > 1 and self.candidate_temperature <= 0:
+            raise ValueError("candidate_temperature must be above 0 (samples must differ)")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be at least 1")
         if self.chunk < 1:
@@ -60,6 +70,9 @@ class SLConfig:
         """The settings that define a run (chunk size does not change results' meaning)."""
         d = asdict(self)
         d.pop("chunk")
+        if self.candidates == 1:  # no search: the same identity as before searches existed
+            d.pop("candidates")
+            d.pop("candidate_temperature")
         for k in ("answer", "critique", "revision"):
             params = getattr(self, k)
             if params.temperature > 0 and params.seed is None:
@@ -82,8 +95,6 @@ class SLResult:
 
 def _params(p: GenerationParams, seed: int) -> GenerationParams:
     if p.temperature > 0 and p.seed is None:
-        from dataclasses import replace
-
         return replace(p, seed=seed)
     return p
 
@@ -174,6 +185,18 @@ def _critique_wave(w: _Waves, backend: Backend, constitution: Constitution, rnd:
                  f"round {rnd} critiques")
 
 
+def _revisions(w: _Waves, chunk: list[Turn], backend: Backend, constitution: Constitution) -> tuple[list, list]:
+    """One chunk's revisions: (turn, completion, revision or None) and the candidates to store."""
+    cfg, params = w.config, _params(w.config.revision, w.config.seed)
+    if cfg.candidates == 1:
+        return revision_step(chunk, backend, constitution, run_id=w.run.id, few_shot=cfg.few_shot, params=params), []
+    sample = _params(replace(cfg.revision, temperature=cfg.candidate_temperature, seed=None), cfg.seed)
+    found = revision_search_step(chunk, backend, constitution, run_id=w.run.id, few_shot=cfg.few_shot, params=params,
+                                 candidates=cfg.candidates, sample=sample)
+    # candidates are stored with their kept revision; an item that failed is redone whole
+    return [(t, o, r) for t, o, r, _ in found], [c for _, _, r, cands in found if r is not None for c in cands]
+
+
 def _revision_wave(w: _Waves, backend: Backend, constitution: Constitution, rnd: int) -> None:
     rid, turns = w.run.id, []
     for p in w.prompts:
@@ -182,10 +205,12 @@ def _revision_wave(w: _Waves, backend: Backend, constitution: Constitution, rnd:
             turns.append(Turn(p, rnd, constitution.principle(c.principle_id), w.answer(rnd, c.parent_id) or "",
                               c.parent_id, c))
     for chunk in w.chunks(turns):
-        results = revision_step(chunk, backend, constitution, run_id=rid, few_shot=w.config.few_shot,
-                                params=_params(w.config.revision, w.config.seed))
+        results, candidates = _revisions(w, chunk, backend, constitution)
         good = [r for _, _, r in results if r is not None]
         w.revs.update({r.id: {"id": r.id, "text": r.text} for r in good})
+        # before their revision, so a kept revision always has them; replaced, since a revision
+        # missing after a crash is redone with its candidates
+        records_store.insert(w.store, candidates, replace=True)
         w.stored(good, [(revision_id(rid, t.prompt.id, rnd), o) for t, o, r in results if r is None], "revise",
                  f"round {rnd} revisions")
 

@@ -22,6 +22,7 @@ __all__ = [
     "critique_id",
     "revision_id",
     "Turn",
+    "shown_examples",
     "few_shot_turns",
     "render_critique",
     "parse_critique",
@@ -58,13 +59,15 @@ class Turn:
     """Set for the revision step."""
 
 
+def shown_examples(examples: Sequence[Example], principle: Principle, k: int) -> list[Example]:
+    """The k examples shown before a critique or revision: those for the drawn principle first."""
+    return sorted(examples, key=lambda e: e.principle != principle.id)[:k] if k > 0 else []
+
+
 def few_shot_turns(examples: Sequence[Example], principle: Principle, k: int, constitution: Constitution) -> tuple[Message, ...]:
     """k examples, those for the drawn principle first, as earlier chat turns."""
-    if k <= 0 or not examples:
-        return ()
-    chosen = sorted(examples, key=lambda e: e.principle != principle.id)[:k]
     turns: list[tuple[str, str]] = []
-    for e in chosen:
+    for e in shown_examples(examples, principle, k):
         p = constitution.principle(e.principle)
         turns += [
             ("user", e.prompt),
@@ -127,7 +130,8 @@ def render_revision(t: Turn, *, shots: tuple[Message, ...], params: GenerationPa
         ("assistant", f"{CRITIQUE_PREFIX} {t.critique.text}"),
         ("user", _revision_request(t)),
     )
-    return Request(msgs, params, continuation=REVISION_PREFIX)
+    opening = t.principle.revision_opening
+    return Request(msgs, params, continuation=f"{REVISION_PREFIX} {opening}" if opening else REVISION_PREFIX)
 
 
 _LEADING_LABEL = re.compile(r"^(?:assistant|response)\s*:\s*", re.IGNORECASE)
@@ -136,6 +140,8 @@ _LEADING_LABEL = re.compile(r"^(?:assistant|response)\s*:\s*", re.IGNORECASE)
 def parse_revision(t: Turn, out: Completion, *, run_id: str, backend_id: str) -> Revision:
     assert t.critique is not None
     text = _LEADING_LABEL.sub("", _strip_prefix(out.text, REVISION_PREFIX))
+    if t.principle.revision_opening:  # the forced opening is part of the revision
+        text = f"{t.principle.revision_opening} {text}".strip() if text else ""
     request = _revision_request(t)
     return Revision(
         id=revision_id(run_id, t.prompt.id, t.round),

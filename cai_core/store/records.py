@@ -12,7 +12,7 @@ import typing
 from typing import Any, Iterable, Sequence, TypeVar
 
 from ..types import (Audit, Checkpoint, Comparison, Critique, Failure, Generation, Prompt, PromptSet, ResponseLabel,
-                     Revision, Verdict, as_row)
+                     Revision, RevisionCandidate, Verdict, as_row)
 from .db import Store
 
 __all__ = ["TABLES", "insert", "load", "load_one"]
@@ -25,6 +25,7 @@ TABLES: dict[type, str] = {
     Generation: "generations",
     Critique: "critiques",
     Revision: "revisions",
+    RevisionCandidate: "revision_candidates",
     Failure: "failures",
     Comparison: "comparisons",
     Verdict: "verdicts",

@@ -1,0 +1,147 @@
+"""Stage: search several revision candidates per (prompt, round) and keep the best.
+
+A 135M model's greedy revision is often unusable: it copies a few-shot example ("contacting the
+gym staff" for a WiFi question), talks about "the response", or refuses with boilerplate. The
+search spends the engine's speed on quality instead: the greedy revision first; only when it is
+not acceptable, ``n - 1`` samples of the same request (they share its whole prompt, so the
+prefix-sharing decoder computes it once). Each candidate is scored by :func:`score_candidate`:
+
+* the response classifier's kind (an explained objection is what SL-CAI should teach; a
+  deflection or boilerplate refusal is evasion, incoherent text worthless),
+* relevance to the request (share of the request's content words the text uses),
+* quality flags, plus ``copied_example`` when it repeats a run of words from a few-shot example
+  it was shown.
+
+A candidate is *acceptable* when it is an objection, on topic and unflagged. The best candidate
+becomes the round's :class:`Revision` (same id as without a search, so everything downstream is
+unchanged); when none is acceptable it is kept but flagged ``no_acceptable_candidate``, which an
+SFT snapshot leaves out and counts. Every candidate is recorded (:class:`RevisionCandidate`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from ..backends.base import Backend, Completion, GenerationParams
+from ..ids import stable_id
+from ..types import Constitution, Revision, RevisionCandidate
+from .compare.response_class import classify_response, normalise_response, relevance
+from .revise import Turn, few_shot_turns, parse_revision, render_revision, revision_id, shown_examples
+
+__all__ = ["ACCEPTABLE_KINDS", "KIND_SCORE", "MIN_RELEVANCE", "COPY_WORDS", "NO_ACCEPTABLE", "CandidateScore",
+           "candidate_id", "copies_example", "score_candidate", "revision_search_step"]
+
+ACCEPTABLE_KINDS: tuple[str, ...] = ("objection",)
+"""Kinds worth training a harmless-but-not-evasive model on."""
+KIND_SCORE: dict[str, float] = {
+    "objection": 1.0, "comply": 0.4, "refusal": 0.2, "disclaimed": 0.1, "deflection": -0.5,
+    "incoherent": -1.0, "empty": -1.0,
+}
+"""What each classifier kind is worth; relevance and flags adjust it."""
+MIN_RELEVANCE = 0.2
+"""An acceptable candidate uses at least this share of the request's content words (when the
+request has enough of them to tell)."""
+COPY_WORDS = 8
+"""A run of this many words shared with a shown few-shot example is a copy."""
+NO_ACCEPTABLE = "no_acceptable_candidate"
+"""Flag on a kept revision when no candidate was acceptable (SFT snapshots leave it out)."""
+
+
+def candidate_id(run_id: str, prompt_id: str, round: int, idx: int) -> str:
+    return stable_id("revision_candidate", run_id, prompt_id, round, idx)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateScore:
+    kind: str
+    relevance: float | None
+    flags: tuple[str, ...]
+    score: float
+    acceptable: bool
+
+
+_WORDS = re.compile(r"[a-z0-9']+")
+
+
+def _grams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = _WORDS.findall(normalise_response(text))
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def copies_example(text: str, examples: Sequence[str], *, prompt: str = "", n: int = COPY_WORDS) -> bool:
+    """Does ``text`` repeat ``n`` consecutive words of one of ``examples`` (that the request
+    itself does not contain)?"""
+    mine = _grams(text, n) - _grams(prompt, n)
+    return any(mine & _grams(e, n) for e in examples)
+
+
+def score_candidate(prompt: str, text: str, flags: Sequence[str] = (), *, examples: Sequence[str] = ()) -> CandidateScore:
+    """Score one revision of ``prompt``; ``flags``: its quality flags; ``examples``: the few-shot
+    texts it was shown (copying them is flagged ``copied_example``)."""
+    flags = tuple(flags)
+    if text and "copied_example" not in flags and copies_example(text, examples, prompt=prompt):
+        flags += ("copied_example",)
+    kind = classify_response(text, prompt)
+    rel = relevance(prompt, text)
+    score = KIND_SCORE[kind] + 0.5 * (0.5 if rel is None else rel) - 0.5 * len(flags)
+    acceptable = kind in ACCEPTABLE_KINDS and not flags and (rel is None or rel >= MIN_RELEVANCE)
+    return CandidateScore(kind, rel, flags, round(score, 4), acceptable)
+
+
+def _shown(constitution: Constitution, t: Turn, few_shot: int) -> list[str]:
+    return [x for e in shown_examples(constitution.examples, t.principle, few_shot) for x in (e.answer, e.revision)]
+
+
+def _candidate(t: Turn, out: Completion, idx: int, temperature: float, *, run_id: str, backend_id: str,
+               examples: Sequence[str]) -> tuple[RevisionCandidate, Revision | None]:
+    rev = parse_revision(t, out, run_id=run_id, backend_id=backend_id) if out.ok else None
+    text = rev.text if rev else ""
+    s = score_candidate(t.prompt.text, text, rev.flags if rev else ("error",), examples=examples)
+    cand = RevisionCandidate(
+        id=candidate_id(run_id, t.prompt.id, t.round, idx), run_id=run_id, prompt_id=t.prompt.id, round=t.round,
+        revision_id=revision_id(run_id, t.prompt.id, t.round), idx=idx, temperature=temperature, text=text,
+        finish_reason=out.finish_reason, flags=s.flags, kind=s.kind, relevance=s.relevance, score=s.score,
+        acceptable=s.acceptable)
+    return cand, rev
+
+
+def revision_search_step(
+    turns: Sequence[Turn], backend: Backend, constitution: Constitution, *, run_id: str, few_shot: int,
+    params: GenerationParams, candidates: int, sample: GenerationParams,
+) -> list[tuple[Turn, Completion, Revision | None, list[RevisionCandidate]]]:
+    """For each turn: (turn, completion of the kept candidate, kept revision or None when every
+    candidate failed, all candidates with ``kept`` set). ``params`` decodes candidate 0;
+    ``sample`` the other ``candidates - 1`` (seeds ``sample.seed + k``), asked only for turns whose candidate 0 is not
+    acceptable."""
+    shots = [few_shot_turns(constitution.examples, t.principle, few_shot, constitution) for t in turns]
+    shown = [_shown(constitution, t, few_shot) for t in turns]
+    outs = backend.generate([render_revision(t, shots=s, params=params) for t, s in zip(turns, shots)])
+    pools: list[list[tuple[RevisionCandidate, Revision | None, Completion]]] = []
+    for t, o, ex in zip(turns, outs, shown):
+        cand, rev = _candidate(t, o, 0, params.temperature, run_id=run_id, backend_id=backend.id, examples=ex)
+        pools.append([(cand, rev, o)])
+    need = [i for i, pool in enumerate(pools) if not pool[0][0].acceptable]
+    extra = candidates - 1
+    if extra > 0 and need:
+        # each sample its own seed: servers that honour seeds would repeat one sample otherwise
+        seeded = [replace(sample, seed=(sample.seed or 0) + k) for k in range(extra)]
+        reqs = [render_revision(turns[i], shots=shots[i], params=p) for i in need for p in seeded]
+        sampled = backend.generate(reqs)
+        for j, i in enumerate(need):
+            for k in range(extra):
+                o = sampled[j * extra + k]
+                cand, rev = _candidate(turns[i], o, 1 + k, sample.temperature, run_id=run_id, backend_id=backend.id,
+                                       examples=shown[i])
+                pools[i].append((cand, rev, o))
+    results = []
+    for t, pool in zip(turns, pools):
+        usable = [(c, r, o) for c, r, o in pool if r is not None]
+        if not usable:
+            results.append((t, pool[0][2], None, [c for c, _, _ in pool]))
+            continue
+        best, rev, out = max(usable, key=lambda x: (x[0].acceptable, x[0].score, -x[0].idx))
+        flags = best.flags if best.acceptable else (*best.flags, NO_ACCEPTABLE)
+        kept = replace(rev, flags=flags)  # type: ignore[arg-type]
+        results.append((t, out, kept, [replace(c, kept=c.id == best.id) for c, _, _ in pool]))
+    return results

@@ -1,0 +1,151 @@
+"""Revision candidates: the scorer on labelled cases, the search's stop rule, which candidate is
+kept, what is recorded, and what an SFT snapshot does with a round that had no acceptable one."""
+from __future__ import annotations
+
+import pytest
+
+from cai_core.backends.scripted import ScriptedBackend
+from cai_core.constitutions import find_constitution, parse_constitution
+from cai_core.labels.snapshots import sft_records
+from cai_core.prompt_sets import get_prompt_set
+from cai_core.runners.sl import SLConfig, run_sl, start_sl_run
+from cai_core.stages.revision_search import NO_ACCEPTABLE, copies_example, score_candidate
+from cai_core.store import records as records_store
+from cai_core.types import RevisionCandidate
+
+WIFI = "How do I hack into my neighbor's WiFi?"
+GYM = ("I can't help find someone's home address without their consent, because that could put her at risk "
+       "and invades her privacy. If her behavior bothered you, you could tell the gym staff, who can deal with it.")
+OBJECTION = ("I can't help you hack into your neighbor's WiFi, because getting into someone else's network without "
+             "permission is illegal and invades their privacy. Instead, you could ask your neighbor for the password.")
+
+
+@pytest.mark.parametrize("text, kind, acceptable", [
+    (OBJECTION, "objection", True),
+    (GYM, "objection", False),  # an objection to another request, copied from a few-shot example
+    ("I'm here to help you find the best ways to enjoy your favorite films!", "deflection", False),
+    ("I can't help with that. If you have any other questions, let me know.", "refusal", False),
+    ("Sure! First, download a WiFi cracking tool, then capture your neighbor's handshake.", "comply", False),
+    ("", "empty", False),
+])
+def test_scorer_on_labelled_revisions(text, kind, acceptable):
+    s = score_candidate(WIFI, text, examples=[GYM])
+    assert (s.kind, s.acceptable) == (kind, acceptable)
+
+
+def test_scorer_ranks_objection_above_evasion_and_flags_copies():
+    scores = {name: score_candidate(WIFI, t, examples=[GYM]) for name, t in [
+        ("objection", OBJECTION), ("refusal", "I can't help with that. If you have any other questions, let me know."),
+        ("deflection", "I'm here to help you find the best ways to enjoy your favorite films!")]}
+    assert scores["objection"].score > scores["refusal"].score > scores["deflection"].score
+    assert "copied_example" in score_candidate(WIFI, GYM, examples=[GYM]).flags
+    # words the request itself holds are no copy, and short shared phrases are none either
+    assert not copies_example("I can't help with that because it is illegal.", [GYM])
+    assert not copies_example(f"{WIFI} No.", [f"{WIFI} Once.", GYM], prompt=WIFI)
+    # quality flags make a candidate unacceptable whatever it says
+    assert not score_candidate(WIFI, OBJECTION, ("truncated",)).acceptable
+
+
+def _user_prompt(request) -> str:
+    return request.messages[-5].content  # user prompt, answer, critique request, critique, revision request
+
+
+def _reply(request) -> str:
+    """First answers and critiques: anything. Revisions: greedy gives a good objection for the
+    WiFi prompt only; elsewhere greedy copies the few-shot example, odd sample seeds deflect and
+    even ones object on topic -- except for the Instagram prompt, which never gets one."""
+    if request.continuation != "Revision:":
+        return f"{request.continuation or 'answer'} text"
+    prompt = _user_prompt(request)
+    topic = prompt.rstrip("?.!").lower()
+    good = f"I can't help with this: {topic}. It would be illegal and could harm the person it targets."
+    if request.params.temperature == 0:
+        return good if prompt == WIFI else GYM
+    if "instagram" in topic or request.params.seed % 2 == 1:  # with seed=5: the first sample
+        return "I'm here to help you find the best ways to enjoy your favorite films!"
+    return good
+
+
+def _run(store, backend, **cfg):
+    c, ps = find_constitution("harmless"), get_prompt_set(store, "red-team")
+    config = SLConfig(**cfg)
+    run, _ = start_sl_run(store, backend, c, ps, config)
+    return run, run_sl(store, backend, c, run, config)
+
+
+def test_search_stops_at_an_acceptable_greedy_revision_and_keeps_the_best(store):
+    b = ScriptedBackend("s", reply=_reply)
+    run, res = _run(store, b, rounds=1, limit=3, candidates=3, seed=5)
+    assert res.status == "finished" and res.revisions == 3
+    prompts = {p["id"]: p["text"] for p in store.query("SELECT id, text FROM prompts")}
+    cands = records_store.load(store, RevisionCandidate, run_id=run.id, order_by=("prompt_id", "idx"))
+    by_prompt: dict[str, list[RevisionCandidate]] = {}
+    for c in cands:
+        by_prompt.setdefault(prompts[c.prompt_id], []).append(c)
+    assert len(by_prompt) == 3
+    # the WiFi prompt's greedy revision was acceptable: no samples were asked for it
+    assert [c.idx for c in by_prompt[WIFI]] == [0] and by_prompt[WIFI][0].kept
+    # the revision wave asked for the greedy ones, then 2 samples for each of the other two prompts
+    revision_calls = [c for c in b.calls if c and c[0].continuation == "Revision:"]
+    assert [len(c) for c in revision_calls] == [3, 4]
+    assert sorted({r.params.seed for r in revision_calls[1]}) == [5 + 0, 5 + 1]
+    revs = {r["prompt_id"]: r for r in store.query("SELECT prompt_id, text, flags FROM revisions WHERE run_id = ?", [run.id])}
+    for text, pool in by_prompt.items():
+        kept = [c for c in pool if c.kept]
+        assert len(kept) == 1 and revs[kept[0].prompt_id]["text"] == kept[0].text
+        assert kept[0].score == max(c.score for c in pool)
+    other = next(t for t in by_prompt if t != WIFI and "instagram" not in t.lower())
+    assert [(c.kind, c.acceptable, c.kept) for c in by_prompt[other]] == [
+        ("objection", False, False), ("deflection", False, False), ("objection", True, True)]
+    assert "copied_example" in by_prompt[other][0].flags
+    # the Instagram prompt got no acceptable candidate: its best is kept, flagged, and the SFT
+    # snapshot leaves it out and counts it
+    insta = next(t for t in by_prompt if "instagram" in t.lower())
+    assert not any(c.acceptable for c in by_prompt[insta])
+    insta_id = by_prompt[insta][0].prompt_id
+    assert NO_ACCEPTABLE in revs[insta_id]["flags"]
+    snap = sft_records(store, sl_runs=[run.id])
+    assert snap.flagged == 1 and len(snap.records) == 2
+    assert insta not in [r["messages"][0]["content"] for r in snap.records]
+
+
+def test_a_rerun_computes_nothing_and_one_candidate_means_no_search(store):
+    b = ScriptedBackend("s", reply=_reply)
+    run, _ = _run(store, b, rounds=1, limit=3, candidates=3)
+    calls = len(b.calls)
+    run2, _ = _run(store, b, rounds=1, limit=3, candidates=3)
+    assert run2.id == run.id and len(b.calls) == calls
+    # candidates=1 is the plain greedy stage: no candidates recorded, no scorer flags, and the
+    # same run identity as before searches existed (the config holds no search settings)
+    run1, res1 = _run(store, b, rounds=1, limit=3)
+    assert run1.id != run.id and "candidates" not in run1.config
+    assert store.count("revision_candidates", "WHERE run_id = ?", [run1.id]) == 0
+    assert not any(NO_ACCEPTABLE in r["flags"] for r in store.query("SELECT flags FROM revisions WHERE run_id = ?", [run1.id]))
+
+
+def test_search_settings_are_validated():
+    with pytest.raises(ValueError, match="candidates"):
+        SLConfig(candidates=0)
+    with pytest.raises(ValueError, match="temperature"):
+        SLConfig(candidates=2, candidate_temperature=0)
+
+
+def test_revision_opening_is_forced_and_kept_in_the_text(store):
+    base = find_constitution("harmless").source
+    text = base.replace('id = "legality"\n', 'id = "legality"\nrevision_opening = "I won\'t help with that, because"\n', 1)
+    c = parse_constitution(text, name="opening")
+    assert c.principle("legality").revision_opening == "I won't help with that, because"
+    assert c.version != find_constitution("harmless").version
+    assert parse_constitution(base, name="x").version == find_constitution("harmless").version
+    b = ScriptedBackend("s")
+    ps = get_prompt_set(store, "red-team")
+    config = SLConfig(rounds=1, limit=20)
+    run, _ = start_sl_run(store, b, c, ps, config)
+    run_sl(store, b, c, run, config)
+    revs = store.query("SELECT principle_id, text FROM revisions WHERE run_id = ?", [run.id])
+    legal = [r["text"] for r in revs if r["principle_id"] == "legality"]
+    # the completion follows the opening (the scripted backend names its continuation in it)
+    assert legal and all(t.startswith("I won't help with that, because i won't help") for t in legal)
+    assert all(not r["text"].startswith("I won't") for r in revs if r["principle_id"] != "legality")
+    reqs = [r for call in b.calls for r in call if r.continuation.startswith("Revision:")]
+    assert {r.continuation for r in reqs} >= {"Revision:", "Revision: I won't help with that, because"}
