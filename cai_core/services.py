@@ -184,6 +184,10 @@ class Services(GoldMixin, EvalLabelsMixin, JobsMixin):
     def sl_chain(self, run_id: str, prompt_id: str) -> dict:
         return sl_store.sl_chain(self.store, run_id, prompt_id)
 
+    def revision_search_counts(self, run_id: str) -> dict[str, int]:
+        """An SL run's revision search: rounds, candidates, acceptable rounds, unacceptable finals."""
+        return sl_store.search_counts(self.store, run_id)
+
     # -- models and lineage --------------------------------------------------------------
     def resolve_checkpoint(self, name: str) -> Checkpoint | None:
         """The checkpoint a model name means (None for the base model or a plain folder)."""

@@ -10,7 +10,25 @@ from .render import text_block_html, word_diff_html
 
 from .common import fail, short, table
 
-__all__ = ["build", "chain_html"]
+__all__ = ["build", "chain_html", "candidates_html"]
+
+
+def candidates_html(cands: list[dict]) -> str:
+    """The revision candidates a round searched, in order, with the scorer's reading of each and
+    which one was kept (collapsed: the kept revision is shown above)."""
+    kept = next((c for c in cands if c["kept"]), None)
+    good = sum(bool(c["acceptable"]) for c in cands)
+    summary = (f"{len(cands)} revision candidate{'s' if len(cands) != 1 else ''} searched, {good} acceptable"
+               + (f"; kept #{int(kept['idx'])}" if kept else ""))
+    blocks = []
+    for c in cands:
+        rel = "n/a" if c["relevance"] is None else f"{c['relevance']:.2f}"
+        how = "greedy" if c["idx"] == 0 else f"sampled at T={c['temperature']:g}"
+        label = (f"#{int(c['idx'])} ({how}) · {c['kind']} · relevance {rel} · score {c['score']:.2f}"
+                 + (" · acceptable" if c["acceptable"] else "") + (" · KEPT" if c["kept"] else ""))
+        blocks.append(text_block_html(c["text"], label=label, flags=c["flags"]))
+    return (f"<details class='cai-candidates'><summary>{html.escape(summary)}</summary>"
+            + "\n".join(blocks) + "</details>")
 
 
 def chain_html(chain: dict) -> str:
@@ -26,6 +44,8 @@ def chain_html(chain: dict) -> str:
         if r["revision"] is not None:
             parts.append(text_block_html(r["revision_request"], label="Revision request"))
             parts.append(text_block_html(r["revision"], label="Revision", flags=r["revision_flags"]))
+            if r.get("candidates"):
+                parts.append(candidates_html(r["candidates"]))
             parts.append("<div class='cai-diff-label'><b>Changes from the previous answer</b></div>"
                          f"<div class='cai-diff'>{word_diff_html(previous, r['revision'])}</div>")
             previous = r["revision"]

@@ -17,14 +17,14 @@ def build(services) -> None:
     def runs():
         return table(services.runs_table("sl"), RUN_COLUMNS)
 
-    def start(prompts, constitution, model, rounds, limit, cot, few_shot, seed, max_new_tokens, new_run):
+    def start(prompts, constitution, model, rounds, limit, cot, few_shot, seed, max_new_tokens, new_run, candidates=1):
         from dataclasses import replace
 
         from cai_core.runners.sl import SLConfig
 
         try:
             cfg = SLConfig(rounds=int(rounds), limit=int(limit) if limit else None, cot=bool(cot), few_shot=int(few_shot),
-                           seed=int(seed), chunk=8)
+                           seed=int(seed), chunk=8, candidates=int(candidates or 1))
             cfg = replace(cfg, answer=replace(cfg.answer, max_new_tokens=int(max_new_tokens)),
                           revision=replace(cfg.revision, max_new_tokens=int(max_new_tokens)))
             job_id = services.submit_sl(prompts=prompts, constitution=constitution, config=cfg,
@@ -53,6 +53,9 @@ def build(services) -> None:
             few_shot = gr.Slider(0, 4, value=2, step=1, label="Few-shot examples")
             seed = gr.Number(value=0, precision=0, label="Seed")
             max_new = gr.Slider(16, 512, value=160, step=16, label="Max new tokens")
+            candidates = gr.Slider(1, 8, value=1, step=1, label="Revision candidates",
+                                   info="sampled only when the greedy revision is not an on-topic explained objection; "
+                                        "the best is kept")
         with gr.Row():
             cot = gr.Checkbox(label="Chain-of-thought critique")
             new_run = gr.Checkbox(label="Force a new run")
@@ -63,7 +66,8 @@ def build(services) -> None:
         runs_df = gr.Dataframe(headers=RUN_COLUMNS, value=runs(), label="SL runs", interactive=False)
         timer = gr.Timer(1.0)
 
-        start_btn.click(start, [prompts, constitution, model, rounds, limit, cot, few_shot, seed, max_new, new_run],
+        start_btn.click(start, [prompts, constitution, model, rounds, limit, cot, few_shot, seed, max_new, new_run,
+                                candidates],
                         [job_id, panel], api_name="sl_start")
         cancel_btn.click(cancel, [job_id], [panel], api_name="sl_cancel")
         timer.tick(poll, [job_id], [panel, runs_df], api_name="sl_poll", show_progress="hidden")

@@ -38,6 +38,8 @@ class SFTSnapshot:
     """What was chosen to make it (``{"sl_runs": [...], "include_flagged": ...}``)."""
     flagged: int = 0
     """Final revisions left out because they were flagged (empty, repetition, echo...)."""
+    flag_counts: dict = field(default_factory=dict)
+    """flag -> how many of the left-out revisions carry it (e.g. no_acceptable_candidate)."""
 
     @property
     def prompt_keys(self) -> list[str]:
@@ -49,11 +51,17 @@ def sft_records(store: Store, *, sl_runs: Sequence[str], include_flagged: bool =
     revision of the highest round. Flagged revisions are left out unless asked for."""
     rows = final_revisions(store, list(sl_runs))
     kept = [r for r in rows if include_flagged or not r["flags"]]
+    flag_counts: dict[str, int] = {}
+    for r in rows:
+        if not include_flagged:
+            for f in r["flags"] or ():
+                flag_counts[f] = flag_counts.get(f, 0) + 1
     records = [{"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["revision"]}],
                 "run_id": r["run_id"], "prompt_id": r["prompt_id"], "revision_id": r["revision_id"]} for r in kept]
     body = json.dumps([rec["messages"] for rec in records], sort_keys=True, ensure_ascii=False)
     return SFTSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16],
-                       {"sl_runs": list(sl_runs), "include_flagged": include_flagged}, len(rows) - len(kept))
+                       {"sl_runs": list(sl_runs), "include_flagged": include_flagged}, len(rows) - len(kept),
+                       dict(sorted(flag_counts.items())))
 
 
 def _csv_safe(value: str) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..types import Critique, Generation, Revision
+from ..types import Critique, Generation, Revision, RevisionCandidate
 from .db import Store
 from .records import load
 
-__all__ = ["sl_texts", "sl_critiques", "sl_counts", "final_revisions", "first_answers_of", "sl_prompts", "sl_chain",
+__all__ = ["sl_texts", "sl_critiques", "sl_counts", "search_counts", "final_revisions", "first_answers_of", "sl_prompts", "sl_chain",
            "generations_of_run"]
 
 _SL_TABLES = ("generations", "critiques", "revisions")
@@ -28,6 +28,21 @@ def sl_critiques(store: Store, run_id: str) -> dict[str, Critique]:
 def sl_counts(store: Store, run_id: str) -> dict[str, int]:
     """generations, critiques, revisions stored for the run."""
     return {t: store.count(t, "WHERE run_id = ?", [run_id]) for t in _SL_TABLES}
+
+
+def search_counts(store: Store, run_id: str) -> dict[str, int]:
+    """The run's revision search: rounds searched, candidates made, rounds whose kept candidate
+    was acceptable, and prompts whose final revision had none (left out of SFT)."""
+    row = store.query(
+        """
+        SELECT count(DISTINCT revision_id) AS rounds, count(*) AS candidates,
+               count(DISTINCT revision_id) FILTER (WHERE kept AND acceptable) AS acceptable,
+               (SELECT count(*) FROM revisions r WHERE r.run_id = ? AND list_contains(r.flags, 'no_acceptable_candidate')
+                  AND r.round = (SELECT max(round) FROM revisions x WHERE x.run_id = r.run_id AND x.prompt_id = r.prompt_id))
+                 AS final_unacceptable
+        FROM revision_candidates WHERE run_id = ?
+        """, [run_id, run_id])[0]
+    return {k: int(v or 0) for k, v in row.items()}
 
 
 def generations_of_run(store: Store, run_id: str) -> list[Generation]:
@@ -71,10 +86,16 @@ def sl_prompts(store: Store, run_id: str) -> list[dict]:
 
 
 def sl_chain(store: Store, run_id: str, prompt_id: str) -> dict[str, Any]:
-    """The first answer, then each round's principle, critique and revision."""
+    """The first answer, then each round's principle, critique and revision (with the revision
+    candidates searched, when the run searched: kind, relevance, score, acceptable, kept)."""
     prompt = store.query("SELECT text FROM prompts WHERE id = ?", [prompt_id])
     first = store.query("SELECT id, text, flags, model FROM generations WHERE run_id = ? AND prompt_id = ?", [run_id, prompt_id])
     revs = {r.round: r for r in load(store, Revision, run_id=run_id, prompt_id=prompt_id, order_by=("round",))}
+    cands: dict[int, list[dict]] = {}
+    for x in load(store, RevisionCandidate, run_id=run_id, prompt_id=prompt_id, order_by=("round", "idx")):
+        cands.setdefault(x.round, []).append({
+            "idx": x.idx, "temperature": x.temperature, "text": x.text, "flags": list(x.flags), "kind": x.kind,
+            "relevance": x.relevance, "score": x.score, "acceptable": x.acceptable, "kept": x.kept})
     rounds = []
     for c in load(store, Critique, run_id=run_id, prompt_id=prompt_id, order_by=("round",)):
         r = revs.get(c.round)
@@ -83,6 +104,7 @@ def sl_chain(store: Store, run_id: str, prompt_id: str) -> dict[str, Any]:
             "critique_request": c.request, "critique": c.text, "critique_flags": list(c.flags),
             "revision_request": r.request if r else None, "revision": r.text if r else None,
             "revision_flags": list(r.flags) if r else [],
+            "candidates": cands.get(c.round, []),
         })
     return {
         "prompt": prompt[0]["text"] if prompt else "",

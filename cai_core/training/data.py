@@ -51,7 +51,8 @@ def sft_inputs(store: Store, data_dir: Path, sl_runs: Sequence[str], *, include_
         raise ValueError(f"no SL revisions to train on in {', '.join(sl_runs)}: run `cai sl` first")
     path = _write(store, "sft", snap.records, snap.content_hash, data_dir, selection=snap.selection,
                   prompt_keys=snap.prompt_keys)
-    flagged = f", {snap.flagged} flagged left out" if snap.flagged else ""
+    why = ", ".join(f"{n} {f}" for f, n in snap.flag_counts.items())
+    flagged = f", {snap.flagged} flagged left out ({why})" if snap.flagged else ""
     return TrainingInputs(snap.content_hash, path, len(snap.records), snap.selection,
                           f"SFT data: final revisions of SL run(s) {', '.join(sl_runs)}: {len(snap.records)} records"
                           f"{flagged} (snapshot {snap.content_hash})")

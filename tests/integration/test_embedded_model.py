@@ -50,7 +50,7 @@ def test_sl_cli_on_the_embedded_model(tmp_path):
     env = cli_env(tmp_path)
     run = subprocess.run(
         [CAI, "--db", str(tmp_path / "cai.duckdb"), "sl", "--prompts", "red-team", "--constitution", "harmless",
-         "--rounds", "1", "--limit", "2", "--max-new-tokens", "48"],
+         "--rounds", "1", "--limit", "2", "--max-new-tokens", "48", "--candidates", "3"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr
@@ -67,6 +67,21 @@ def test_sl_cli_on_the_embedded_model(tmp_path):
         assert r["model"] == "embedded:SmolLM2-135M-Instruct"
         assert r["answer"] and r["critique"] and r["revision"]
         assert not r["revision"].lower().startswith("revision:")  # the forced prefix is stripped
+    # the revision search on the real model: greedy first, samples only when it is not
+    # acceptable, the best kept and its text the revision's
+    with Store(tmp_path / "cai.duckdb") as st:
+        cands = st.query("SELECT c.prompt_id, c.idx, c.text, c.score, c.acceptable, c.kept, c.kind, r.text AS revision "
+                         "FROM revision_candidates c JOIN revisions r ON r.id = c.revision_id ORDER BY c.prompt_id, c.idx")
+    by_prompt: dict = {}
+    for c in cands:
+        by_prompt.setdefault(c["prompt_id"], []).append(c)
+    assert len(by_prompt) == 2
+    for pool in by_prompt.values():
+        assert [c["idx"] for c in pool] == ([0] if pool[0]["acceptable"] else [0, 1, 2])
+        kept = [c for c in pool if c["kept"]]
+        assert len(kept) == 1 and kept[0]["text"] == kept[0]["revision"] and all(c["kind"] for c in pool)
+        assert kept[0]["acceptable"] == any(c["acceptable"] for c in pool)
+    assert "revision search:" in run.stderr
 
 
 def test_judge_and_pairs_on_the_embedded_model(smol, store):

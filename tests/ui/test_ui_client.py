@@ -282,7 +282,7 @@ def test_prompts_import_browse_search_add(server, client, tmp_path):
 
 def test_sl_start_poll_and_cancel(server, client):
     store = server.services.store
-    job, panel = call(client, "sl_start", "red-team", "harmless", "base", 1, 3, False, 1, 0, 64, False)
+    job, panel = call(client, "sl_start", "red-team", "harmless", "base", 1, 3, False, 1, 0, 64, False, 1)
     assert re.fullmatch(r"job-\d+", job) and status_of(panel) in ("queued", "running", "finished")
     panel, runs = poll_job(client, "sl_poll", job)
     run_id = re.search(r"run <code>(sl-[0-9a-f]+)</code>", panel).group(1)
@@ -292,7 +292,7 @@ def test_sl_start_poll_and_cancel(server, client):
     row = next(r for r in rows(runs) if r[0] == run_id)
     assert row[1:6] == ["finished", "scripted:base", 3, 3, 3]
     # the same settings again resume (here: find) the same run; nothing is written twice
-    job2, _ = call(client, "sl_start", "red-team", "harmless", "base", 1, 3, False, 1, 0, 64, False)
+    job2, _ = call(client, "sl_start", "red-team", "harmless", "base", 1, 3, False, 1, 0, 64, False, 1)
     panel2, _ = poll_job(client, "sl_poll", job2)
     assert f"run <code>{run_id}</code>" in panel2 and store.count("generations", "WHERE run_id = ?", [run_id]) == 3
     # cancel: nothing to cancel for an unknown or a finished job
@@ -301,9 +301,9 @@ def test_sl_start_poll_and_cancel(server, client):
     with pytest.raises(AppError, match="no running job to cancel"):
         call(client, "sl_cancel", job)
     with pytest.raises(AppError, match="not in the list of choices"):  # the Constitution dropdown refuses it
-        call(client, "sl_start", "red-team", "no-such-constitution", "base", 1, 3, False, 1, 0, 64, False)
+        call(client, "sl_start", "red-team", "no-such-constitution", "base", 1, 3, False, 1, 0, 64, False, 1)
     with pytest.raises(AppError, match="no prompt set named 'no-such-set'"):
-        call(client, "sl_start", "no-such-set", "harmless", "base", 1, 3, False, 1, 0, 64, False)
+        call(client, "sl_start", "no-such-set", "harmless", "base", 1, 3, False, 1, 0, 64, False, 1)
 
 
 def test_critique_chain_shows_each_round_with_a_word_diff(server, client):

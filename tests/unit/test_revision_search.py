@@ -149,3 +149,26 @@ def test_revision_opening_is_forced_and_kept_in_the_text(store):
     assert all(not r["text"].startswith("I won't") for r in revs if r["principle_id"] != "legality")
     reqs = [r for call in b.calls for r in call if r.continuation.startswith("Revision:")]
     assert {r.continuation for r in reqs} >= {"Revision:", "Revision: I won't help with that, because"}
+
+
+def test_candidates_are_counted_and_shown_in_the_chain(store):
+    from cai_core.store import sl as sl_store
+    from views.critique import candidates_html, chain_html
+
+    b = ScriptedBackend("s", reply=_reply)
+    run, res = _run(store, b, rounds=1, limit=3, candidates=3, seed=5)
+    assert sl_store.search_counts(store, run.id) == {"rounds": 3, "candidates": 7, "acceptable": 2,
+                                                     "final_unacceptable": 1}
+    snap = sft_records(store, sl_runs=[run.id])
+    assert snap.flag_counts == {NO_ACCEPTABLE: 1, "copied_example": 1}  # its best was the copied greedy one
+    other = store.query("SELECT id FROM prompts WHERE text NOT IN (?) AND lower(text) NOT LIKE '%instagram%' "
+                        "AND id IN (SELECT prompt_id FROM revisions WHERE run_id = ?)", [WIFI, run.id])[0]["id"]
+    chain = sl_store.sl_chain(store, run.id, other)
+    cands = chain["rounds"][0]["candidates"]
+    assert [c["idx"] for c in cands] == [0, 1, 2] and [c["kept"] for c in cands] == [False, False, True]
+    page = chain_html(chain)
+    assert "3 revision candidates searched, 1 acceptable; kept #2" in page
+    assert "#0 (greedy) · objection" in page and "copied_example" in page and "KEPT" in page
+    # model text is escaped
+    evil = [{**cands[0], "text": "<script>alert(1)</script>"}]
+    assert "<script>" not in candidates_html(evil)

@@ -22,6 +22,12 @@ def register(sub, common) -> None:
     sl.add_argument("--seed", type=int, default=0, help="seeds principle draws and sampling (default 0)")
     sl.add_argument("--max-new-tokens", type=int, help="cap for answers and revisions (default 160; critiques 96)")
     sl.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    sl.add_argument("--candidates", type=int, default=1,
+                    help="revision candidates per round (default 1 = greedy only): when the greedy revision is not "
+                         "acceptable (an on-topic explained objection, unflagged), sample N-1 more and keep the best; "
+                         "a round with none acceptable is kept but flagged and left out of SFT")
+    sl.add_argument("--candidate-temperature", type=float, default=0.8,
+                    help="sampling temperature of candidates 2..N (default 0.8)")
     sl.add_argument("--chunk", type=int, default=64, help="requests per backend call and per write (default 64)")
     sl.add_argument("--new-run", action="store_true", help="start a fresh run even if one with these settings exists")
     sl.set_defaults(run=run)
@@ -31,7 +37,8 @@ def config_of(args):
     from ...runners.sl import SLConfig
 
     cfg = SLConfig(rounds=args.rounds, cot=args.cot, few_shot=args.few_shot, limit=args.limit, seed=args.seed,
-                   chunk=args.chunk, split=None if args.split == "all" else args.split)
+                   chunk=args.chunk, split=None if args.split == "all" else args.split, candidates=args.candidates,
+                   candidate_temperature=args.candidate_temperature)
     for k in ("answer", "critique", "revision"):
         p = getattr(cfg, k)
         if args.max_new_tokens and k != "critique":
@@ -55,5 +62,10 @@ def run(args, services) -> int:
     print(f"run {result.run.id}: {result.status}; {result.prompts} prompts, {result.generations} answers, "
           f"{result.critiques} critiques, {result.revisions} revisions"
           + (f", {result.failed} failed (rerun to retry)" if result.failed else ""), file=sys.stderr)
+    search = services.revision_search_counts(result.run.id)
+    if search["candidates"]:
+        print(f"revision search: {search['candidates']} candidates over {search['rounds']} rounds, {search['acceptable']} "
+              f"rounds kept an acceptable one; {search['final_unacceptable']} of {result.prompts} prompts have no "
+              "acceptable final revision (left out of SFT snapshots)", file=sys.stderr)
     print(result.run.id)
     return 0 if result.status == "finished" else 3
