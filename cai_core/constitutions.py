@@ -50,6 +50,38 @@ def _version(data: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+def _principles(raw_principles: object, at, where: str) -> list[Principle]:
+    """The [[principles]] tables, validated (``at(i)``: where principle i starts, for errors)."""
+    if not isinstance(raw_principles, list) or not raw_principles:
+        raise ConstitutionError(f"{where}:1: no [[principles]] tables: a constitution needs at least one")
+    principles: list[Principle] = []
+    seen: dict[str, int] = {}
+    for i, p in enumerate(raw_principles):
+        label = f"principle #{i + 1}" + (f" ({p.get('id')!r})" if isinstance(p.get("id"), str) else "")
+        for f in _PRINCIPLE_FIELDS:
+            value = p.get(f)
+            if value is None:
+                raise ConstitutionError(f"{at(i)}: {label}: missing field {f!r}")
+            if not isinstance(value, str) or not value.strip():
+                raise ConstitutionError(f"{at(i)}: {label}: field {f!r} must be non-empty text")
+        for f in _OPTIONAL_PRINCIPLE_FIELDS:
+            if f in p and not isinstance(p[f], str):
+                raise ConstitutionError(f"{at(i)}: {label}: field {f!r} must be text")
+        unknown = sorted(set(p) - set(_PRINCIPLE_FIELDS) - set(_OPTIONAL_PRINCIPLE_FIELDS))
+        if unknown:
+            raise ConstitutionError(f"{at(i)}: {label}: unknown field(s) {', '.join(unknown)}")
+        if not _ID.match(p["id"]):
+            raise ConstitutionError(f"{at(i)}: {label}: id may hold only letters, digits, '-', '_', '.'")
+        if p["id"] in seen:
+            raise ConstitutionError(
+                f"{at(i)}: {label}: duplicate id (first used by principle #{seen[p['id']] + 1})"
+            )
+        seen[p["id"]] = i
+        principles.append(Principle(**{f: p[f].strip() for f in _PRINCIPLE_FIELDS},
+                                    revision_opening=str(p.get("revision_opening", "")).strip()))
+    return principles
+
+
 def parse_constitution(text: str, *, name: str, where: str | None = None) -> Constitution:
     """Parse TOML text into a validated Constitution. Raises ConstitutionError."""
     where = where or f"{name}.toml"
@@ -70,35 +102,8 @@ def parse_constitution(text: str, *, name: str, where: str | None = None) -> Con
     def at(lines: list[int], i: int) -> str:
         return f"{where}:{lines[i] if i < len(lines) else '?'}"
 
-    raw_principles = data.get("principles")
-    if not isinstance(raw_principles, list) or not raw_principles:
-        raise ConstitutionError(f"{where}:1: no [[principles]] tables: a constitution needs at least one")
-    principles: list[Principle] = []
-    seen: dict[str, int] = {}
-    for i, p in enumerate(raw_principles):
-        label = f"principle #{i + 1}" + (f" ({p.get('id')!r})" if isinstance(p.get("id"), str) else "")
-        for f in _PRINCIPLE_FIELDS:
-            value = p.get(f)
-            if value is None:
-                raise ConstitutionError(f"{at(principle_lines, i)}: {label}: missing field {f!r}")
-            if not isinstance(value, str) or not value.strip():
-                raise ConstitutionError(f"{at(principle_lines, i)}: {label}: field {f!r} must be non-empty text")
-        for f in _OPTIONAL_PRINCIPLE_FIELDS:
-            if f in p and not isinstance(p[f], str):
-                raise ConstitutionError(f"{at(principle_lines, i)}: {label}: field {f!r} must be text")
-        unknown = sorted(set(p) - set(_PRINCIPLE_FIELDS) - set(_OPTIONAL_PRINCIPLE_FIELDS))
-        if unknown:
-            raise ConstitutionError(f"{at(principle_lines, i)}: {label}: unknown field(s) {', '.join(unknown)}")
-        if not _ID.match(p["id"]):
-            raise ConstitutionError(f"{at(principle_lines, i)}: {label}: id may hold only letters, digits, '-', '_', '.'")
-        if p["id"] in seen:
-            raise ConstitutionError(
-                f"{at(principle_lines, i)}: {label}: duplicate id (first used by principle #{seen[p['id']] + 1})"
-            )
-        seen[p["id"]] = i
-        principles.append(Principle(**{f: p[f].strip() for f in _PRINCIPLE_FIELDS},
-                                    revision_opening=str(p.get("revision_opening", "")).strip()))
-
+    principles = _principles(data.get("principles"), lambda i: at(principle_lines, i), where)
+    seen = {p.id for p in principles}
     examples: list[Example] = []
     for i, e in enumerate(data.get("examples") or []):
         label = f"example #{i + 1}"

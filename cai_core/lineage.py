@@ -47,8 +47,8 @@ class NoSelection(ValueError):
 
 
 def default_sl_runs(store: Store) -> list[str]:
-    """The latest finished SL run."""
-    runs = runs_of_kind(store, "sl", status="finished")
+    """The latest finished SL run with revisions (an answers-only run, ``rounds`` 0, has none)."""
+    runs = [r for r in runs_of_kind(store, "sl", status="finished") if r.config.get("rounds", 1) != 0]
     if not runs:
         raise NoSelection("no finished SL run to train on: run `cai sl` first (or name runs with --sl-runs)")
     return [runs[0].id]

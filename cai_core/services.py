@@ -374,12 +374,16 @@ class Services(GoldMixin, EvalLabelsMixin, JobsMixin):
         return agreement_mod.label_counts_over_time(self.store, bucket=bucket)  # type: ignore[arg-type]
 
     # -- export and stats ----------------------------------------------------------------
-    def sft_snapshot(self, *, sl_runs: list[str] | None = None, include_flagged: bool = False):
+    def sft_snapshot(self, *, sl_runs: list[str] | None = None, include_flagged: bool = False,
+                     helpful_runs: list[str] | None = None, helpful_ratio: float = 1.0):
         return snapshots.sft_records(self.store, sl_runs=sl_runs or default_sl_runs(self.store),
-                                     include_flagged=include_flagged)
+                                     include_flagged=include_flagged, helpful_runs=helpful_runs or (),
+                                     helpful_ratio=helpful_ratio)
 
-    def export_sft(self, out: str | Path, *, sl_runs: list[str] | None = None, include_flagged: bool = False):
-        snap = self.sft_snapshot(sl_runs=sl_runs, include_flagged=include_flagged)
+    def export_sft(self, out: str | Path, *, sl_runs: list[str] | None = None, include_flagged: bool = False,
+                   helpful_runs: list[str] | None = None, helpful_ratio: float = 1.0):
+        snap = self.sft_snapshot(sl_runs=sl_runs, include_flagged=include_flagged, helpful_runs=helpful_runs,
+                                 helpful_ratio=helpful_ratio)
         return snapshots.write_records(snap.records, out), snap
 
     def stats(self) -> dict[str, int]:

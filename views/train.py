@@ -18,16 +18,27 @@ __all__ = ["build", "SELECTION_HELP"]
 CKPT_COLUMNS = ["id", "kind", "run_id", "snapshot_hash", "overrides", "base_model", "path", "created_at"]
 RUN_COLUMNS = ["id", "kind", "status", "model", "created_at", "error"]
 SELECTION_HELP = {
-    "sft": "SL run ids (comma-separated; empty: the latest finished SL run)",
+    "sft": "SL run ids (comma-separated; empty: the latest finished SL run); then optionally "
+           "'; helpful: RUN[,RUN] [ratio R]' to mix in those runs' helpful first answers",
     "reward": "judge run ids (comma-separated, several = an ensemble; empty: the latest judge run over training pairs)",
     **{k: "prompt set[:split] (empty: red-team:train)" for k in RL_KINDS},
 }
 
 
 def _selection(kind: str, text: str) -> dict:
-    items = [x.strip() for x in (text or "").split(",") if x.strip()]
+    text, _, helpful = (text or "").partition(";")
+    items = [x.strip() for x in text.split(",") if x.strip()]
     if kind == "sft":
-        return {"sl_runs": items or None}
+        sel: dict = {"sl_runs": items or None}
+        helpful = helpful.strip().removeprefix("helpful:").strip()
+        if helpful:
+            runs, _, ratio = helpful.partition(" ratio ")
+            sel["helpful_runs"] = [x.strip() for x in runs.split(",") if x.strip()]
+            try:
+                sel["helpful_ratio"] = float(ratio) if ratio.strip() else 1.0
+            except ValueError:
+                raise gr.Error(f"helpful ratio {ratio.strip()!r} is not a number") from None
+        return sel
     if kind == "reward":
         return {"judge_runs": items or None}
     set_name, _, split = (items[0] if items else "red-team").partition(":")

@@ -7,7 +7,7 @@ from typing import Callable
 
 from ..types import BACKEND_KINDS
 
-__all__ = ["global_options", "settings_from", "progress_bar", "csv_list", "SETTING_KEYS"]
+__all__ = ["global_options", "settings_from", "progress_bar", "csv_list", "add_helpful_options", "SETTING_KEYS"]
 
 SETTING_KEYS = ("db", "model", "backend", "base_url", "api_key_env", "device", "batch_size", "timeout", "max_retries")
 
@@ -43,6 +43,15 @@ def csv_list(text: str | None) -> list[str] | None:
     """'a, b,c' -> ['a', 'b', 'c']; empty -> None."""
     items = [x.strip() for x in (text or "").split(",") if x.strip()]
     return items or None
+
+
+def add_helpful_options(parser) -> None:
+    """--helpful-runs / --helpful-ratio: the helpful samples an SFT snapshot mixes in."""
+    parser.add_argument("--helpful-runs",
+                        help="comma-separated SL runs whose first answers are mixed in as helpful samples (e.g. of "
+                             "`cai sl --prompts benign --rounds 0`): those the classifier reads as helpful, unflagged")
+    parser.add_argument("--helpful-ratio", type=float, default=1.0,
+                        help="at most this many helpful samples per harmless revision (default 1.0)")
 
 
 def progress_bar() -> tuple[Callable[[int, int, str], None], Callable[[], None]]:

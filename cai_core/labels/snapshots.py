@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +18,7 @@ from ..prompt_sets import text_key
 from ..store import Store
 from ..store import training as training_store
 from ..store.comparisons import comparisons_judged_by
-from ..store.sl import final_revisions
+from ..store.sl import answers_of_runs, final_revisions
 from ..types import PREFERENCE_SOURCES, Prompt
 from .audits import effective_labels
 from .rule import training_pair
@@ -40,15 +41,29 @@ class SFTSnapshot:
     """Final revisions left out because they were flagged (empty, repetition, echo...)."""
     flag_counts: dict = field(default_factory=dict)
     """flag -> how many of the left-out revisions carry it (e.g. no_acceptable_candidate)."""
+    helpful: int = 0
+    """Helpful samples mixed in (the model's own answers to benign prompts; see sft_records)."""
+    helpful_left_out: dict = field(default_factory=dict)
+    """Why the other answers of the helpful runs stayed out: flagged, a class other than comply
+    (objection / evasive / incoherent), or over_ratio."""
 
     @property
     def prompt_keys(self) -> list[str]:
         return sorted({text_key(r["messages"][0]["content"]) for r in self.records})
 
 
-def sft_records(store: Store, *, sl_runs: Sequence[str], include_flagged: bool = False) -> SFTSnapshot:
+def sft_records(store: Store, *, sl_runs: Sequence[str], include_flagged: bool = False,
+                helpful_runs: Sequence[str] = (), helpful_ratio: float = 1.0) -> SFTSnapshot:
     """(prompt, final revision) pairs of the selected SL runs: for each prompt and run, the
-    revision of the highest round. Flagged revisions are left out unless asked for."""
+    revision of the highest round. Flagged revisions are left out unless asked for.
+
+    ``helpful_runs``: runs whose first answers (the model's own, to benign prompts) are mixed in
+    as helpful samples, as the paper does so the model stays helpful: those the response
+    classifier reads as helpful compliance and that carry no flag, at most ``helpful_ratio`` per
+    harmless record, in a fixed order (by answer id hash) so the same selection gives the same
+    records."""
+    if helpful_ratio < 0:
+        raise ValueError("helpful_ratio must be 0 or more")
     rows = final_revisions(store, list(sl_runs))
     kept = [r for r in rows if include_flagged or not r["flags"]]
     flag_counts: dict[str, int] = {}
@@ -58,10 +73,42 @@ def sft_records(store: Store, *, sl_runs: Sequence[str], include_flagged: bool =
                 flag_counts[f] = flag_counts.get(f, 0) + 1
     records = [{"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["revision"]}],
                 "run_id": r["run_id"], "prompt_id": r["prompt_id"], "revision_id": r["revision_id"]} for r in kept]
+    selection: dict = {"sl_runs": list(sl_runs), "include_flagged": include_flagged}
+    helpful: list[dict] = []
+    left_out: dict[str, int] = {}
+    if helpful_runs:
+        helpful, left_out = _helpful(store, helpful_runs, limit=math.floor(helpful_ratio * len(records)))
+        selection.update(helpful_runs=list(helpful_runs), helpful_ratio=helpful_ratio)
+    records += helpful
     body = json.dumps([rec["messages"] for rec in records], sort_keys=True, ensure_ascii=False)
-    return SFTSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16],
-                       {"sl_runs": list(sl_runs), "include_flagged": include_flagged}, len(rows) - len(kept),
-                       dict(sorted(flag_counts.items())))
+    return SFTSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16], selection, len(rows) - len(kept),
+                       dict(sorted(flag_counts.items())), len(helpful), dict(sorted(left_out.items())))
+
+
+def _helpful(store: Store, runs: Sequence[str], *, limit: int) -> tuple[list[dict], dict[str, int]]:
+    """Helpful samples from the runs' first answers, and why the others were left out."""
+    from ..ids import stable_id
+    from ..stages.compare.response_class import classify_response, response_class_of
+
+    from ..store.runs import run_kind
+
+    for run in runs:
+        if run_kind(store, run) != "sl":
+            raise ValueError(f"{run}: not an SL run (helpful samples are SL runs' first answers: "
+                             "`cai sl --prompts benign --rounds 0`)")
+    good, left_out = [], {}
+    for r in answers_of_runs(store, runs):
+        why = "flagged" if r["flags"] else response_class_of(classify_response(r["answer"], r["prompt"]))
+        if why != "comply":
+            left_out[why] = left_out.get(why, 0) + 1
+            continue
+        good.append(r)
+    good.sort(key=lambda r: stable_id("helpful", r["generation_id"]))
+    if len(good) > limit:
+        left_out["over_ratio"] = len(good) - limit
+    return [{"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["answer"]}],
+             "run_id": r["run_id"], "prompt_id": r["prompt_id"], "generation_id": r["generation_id"],
+             "source": "helpful"} for r in good[:limit]], left_out
 
 
 def _csv_safe(value: str) -> str:

@@ -32,7 +32,8 @@ Progress = Callable[[int, int, str], None]
 @dataclass(frozen=True, slots=True)
 class SLConfig:
     rounds: int = 2
-    """Critique -> revision rounds per prompt."""
+    """Critique -> revision rounds per prompt; 0 = first answers only (the model's own answers,
+    e.g. to benign prompts, that an SFT snapshot can mix in as helpful samples)."""
     cot: bool = False
     """Ask for a step-by-step critique."""
     few_shot: int = 2
@@ -55,8 +56,8 @@ class SLConfig:
     """Sampling temperature of candidates 1.. (the revision settings otherwise)."""
 
     def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise ValueError("rounds must be at least 1")
+        if self.rounds < 0:
+            raise ValueError("rounds must be 0 (first answers only) or more")
         if self.candidates < 1:
             raise ValueError("candidates must be at least 1")
         if self.candidates > 1 and self.candidate_temperature <= 0:
@@ -236,7 +237,8 @@ def run_sl(
             break
         _critique_wave(w, backend, constitution, rnd)
         _revision_wave(w, backend, constitution, rnd)
-    complete = all(revision_id(run.id, p.id, config.rounds) in w.revs for p in prompts)
+    complete = all((revision_id(run.id, p.id, config.rounds) in w.revs) if config.rounds
+                   else (generation_id(run.id, p.id) in w.gens) for p in prompts)
     status = "finished" if complete else ("cancelled" if w.cancelled else "incomplete")
     set_status(store, run.id, status, None if complete else f"{w.total - w.done} of {w.total} steps missing")
     return SLResult(run=run, created=False, status=status, prompts=len(prompts), failed=w.failed,

@@ -8,7 +8,7 @@ from ..types import Critique, Generation, Revision, RevisionCandidate
 from .db import Store
 from .records import load
 
-__all__ = ["sl_texts", "sl_critiques", "sl_counts", "search_counts", "final_revisions", "first_answers_of", "sl_prompts", "sl_chain",
+__all__ = ["sl_texts", "sl_critiques", "sl_counts", "search_counts", "final_revisions", "answers_of_runs", "first_answers_of", "sl_prompts", "sl_chain",
            "generations_of_run"]
 
 _SL_TABLES = ("generations", "critiques", "revisions")
@@ -67,6 +67,20 @@ def final_revisions(store: Store, run_ids: Sequence[str]) -> list[dict[str, Any]
         WHERE r.run_id IN (SELECT unnest(?))
         QUALIFY row_number() OVER (PARTITION BY r.run_id, r.prompt_id ORDER BY r.round DESC) = 1
         ORDER BY r.run_id, p.position
+        """, [list(run_ids)])
+
+
+def answers_of_runs(store: Store, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The first answers of the given runs with their prompts' text, in run then prompt order:
+    {prompt, answer, run_id, prompt_id, generation_id, flags} (helpful samples for SFT)."""
+    if not run_ids:
+        return []
+    return store.query(
+        """
+        SELECT p.text AS prompt, g.text AS answer, g.run_id, g.prompt_id, g.id AS generation_id, g.flags
+        FROM generations g JOIN prompts p ON p.id = g.prompt_id
+        WHERE g.run_id IN (SELECT unnest(?))
+        ORDER BY g.run_id, p.position
         """, [list(run_ids)])
 
 

@@ -45,17 +45,24 @@ def _write(store: Store, kind: str, records: list[dict], content_hash: str, data
     return path
 
 
-def sft_inputs(store: Store, data_dir: Path, sl_runs: Sequence[str], *, include_flagged: bool = False) -> TrainingInputs:
-    snap = sft_records(store, sl_runs=sl_runs, include_flagged=include_flagged)
+def sft_inputs(store: Store, data_dir: Path, sl_runs: Sequence[str], *, include_flagged: bool = False,
+               helpful_runs: Sequence[str] = (), helpful_ratio: float = 1.0) -> TrainingInputs:
+    snap = sft_records(store, sl_runs=sl_runs, include_flagged=include_flagged, helpful_runs=helpful_runs,
+                       helpful_ratio=helpful_ratio)
     if not snap.records:
         raise ValueError(f"no SL revisions to train on in {', '.join(sl_runs)}: run `cai sl` first")
     path = _write(store, "sft", snap.records, snap.content_hash, data_dir, selection=snap.selection,
                   prompt_keys=snap.prompt_keys)
     why = ", ".join(f"{n} {f}" for f, n in snap.flag_counts.items())
     flagged = f", {snap.flagged} flagged left out ({why})" if snap.flagged else ""
+    helpful = ""
+    if helpful_runs:
+        out = ", ".join(f"{n} {why}" for why, n in snap.helpful_left_out.items())
+        helpful = (f"; {snap.helpful} helpful answers of run(s) {', '.join(helpful_runs)} mixed in (ratio "
+                   f"{helpful_ratio:g}{'; left out: ' + out if out else ''})")
     return TrainingInputs(snap.content_hash, path, len(snap.records), snap.selection,
-                          f"SFT data: final revisions of SL run(s) {', '.join(sl_runs)}: {len(snap.records)} records"
-                          f"{flagged} (snapshot {snap.content_hash})")
+                          f"SFT data: final revisions of SL run(s) {', '.join(sl_runs)}: "
+                          f"{len(snap.records) - snap.helpful} records{flagged}{helpful} (snapshot {snap.content_hash})")
 
 
 def preference_inputs(store: Store, data_dir: Path, judge_runs: Sequence[str], *,
@@ -87,7 +94,8 @@ def rl_inputs(store: Store, data_dir: Path, prompt_set: PromptSet, split: Split 
 
 
 def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) -> TrainingInputs:
-    """The snapshot ``kind`` trains on, from ``selection`` (SFT: ``sl_runs``, ``include_flagged``;
+    """The snapshot ``kind`` trains on, from ``selection`` (SFT: ``sl_runs``, ``include_flagged``,
+    ``helpful_runs``, ``helpful_ratio``;
     reward: ``judge_runs``, ``min_confidence``; RL: ``prompt_set``, ``split``) or the defaults:
     the latest finished run of the right kind; red-team's train split."""
     from ..lineage import default_judge_runs, default_sl_runs
@@ -96,7 +104,8 @@ def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) 
     sel = dict(selection or {})
     if kind == "sft":
         return sft_inputs(store, data_dir, sel.get("sl_runs") or default_sl_runs(store),
-                          include_flagged=bool(sel.get("include_flagged")))
+                          include_flagged=bool(sel.get("include_flagged")), helpful_runs=sel.get("helpful_runs") or (),
+                          helpful_ratio=float(sel.get("helpful_ratio", 1.0)))
     if kind == "reward":
         return preference_inputs(store, data_dir, sel.get("judge_runs") or default_judge_runs(store),
                                  min_confidence=float(sel.get("min_confidence") or 0.0))

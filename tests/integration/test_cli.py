@@ -82,7 +82,7 @@ def test_import_sl_export_stats(tmp_path):
     [
         (["sl", "--backend", "scripted", "--prompts", "nope", "--constitution", "seed"], "no prompt set named 'nope'"),
         (["sl", "--backend", "scripted", "--prompts", "red-team", "--constitution", "nope"], "no constitution named 'nope'"),
-        (["sl", "--backend", "scripted", "--prompts", "red-team", "--constitution", "seed", "--rounds", "0"], "rounds must be at least 1"),
+        (["sl", "--backend", "scripted", "--prompts", "red-team", "--constitution", "seed", "--rounds", "-1"], "rounds must be 0 (first answers only) or more"),
         (["prompts", "import", "missing.jsonl"], "no such file"),
         (["sl", "--model", "/no/such/folder", "--prompts", "red-team", "--constitution", "seed"], "not 'embedded' and not a local folder"),
         (["sl", "--backend", "openai", "--prompts", "red-team", "--constitution", "seed"], "needs --base-url"),

@@ -154,6 +154,8 @@ EXPECTED_COLUMNS = {
                   "request", "text", "finish_reason", "flags", "model", "created_at"],
     "revisions": ["id", "run_id", "prompt_id", "critique_id", "round", "principle_id", "request", "text",
                   "finish_reason", "flags", "model", "created_at"],
+    "revision_candidates": ["id", "run_id", "prompt_id", "round", "revision_id", "idx", "temperature", "text",
+                            "finish_reason", "flags", "kind", "relevance", "score", "acceptable", "kept", "created_at"],
     "failures": ["id", "run_id", "item", "stage", "error", "created_at"],
     "comparisons": ["id", "run_id", "prompt_id", "source", "answer_a", "answer_b", "model_a", "model_b", "parent_a",
                     "parent_b", "created_at"],

@@ -168,6 +168,6 @@ def test_few_shot_examples_precede_the_conversation(store, scripted):
 
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError):
-        SLConfig(rounds=0)
+        SLConfig(rounds=-1)
     with pytest.raises(ValueError):
         SLConfig(limit=0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ..options import csv_list
+from ..options import add_helpful_options, csv_list
 
 
 def register(sub, common) -> None:
@@ -13,6 +13,7 @@ def register(sub, common) -> None:
     sft.add_argument("--out", required=True, help=".jsonl, .parquet or .csv")
     sft.add_argument("--sl-runs", "--run", dest="sl_runs", help="comma-separated SL runs (default: the latest finished one)")
     sft.add_argument("--include-flagged", action="store_true", help="keep revisions flagged as empty/repetitive/echo")
+    add_helpful_options(sft)
     pref = exs.add_parser("preferences", parents=[common],
                           help="prompt/chosen/rejected (+ p_chosen, margin, comparison_id, source); human decisions win")
     pref.add_argument("--out", required=True, help=".jsonl, .parquet or .csv")
@@ -30,8 +31,11 @@ def run(args, services) -> int:
               f"({snap.overrides} with a human decision, {snap.skipped} ties/unparsed skipped, {snap.dropped} below "
               f"the confidence threshold dropped), snapshot {snap.content_hash}", file=sys.stderr)
     else:
-        path, snap = services.export_sft(args.out, sl_runs=csv_list(args.sl_runs), include_flagged=args.include_flagged)
-        print(f"{len(snap.records)} records from SL run(s) {', '.join(snap.selection['sl_runs'])}, "
-              f"snapshot {snap.content_hash}", file=sys.stderr)
+        path, snap = services.export_sft(args.out, sl_runs=csv_list(args.sl_runs), include_flagged=args.include_flagged,
+                                         helpful_runs=csv_list(args.helpful_runs), helpful_ratio=args.helpful_ratio)
+        helpful = f" + {snap.helpful} helpful answers" if args.helpful_runs else ""
+        print(f"{len(snap.records) - snap.helpful} records from SL run(s) {', '.join(snap.selection['sl_runs'])}{helpful}"
+              + (f" ({snap.flagged} flagged left out)" if snap.flagged else "")
+              + f", snapshot {snap.content_hash}", file=sys.stderr)
     print(path)
     return 0

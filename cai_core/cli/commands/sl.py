@@ -13,7 +13,8 @@ def register(sub, common) -> None:
                                     "critique -> revision rounds. Held-out prompts stay for `cai compare`.")
     sl.add_argument("--prompts", required=True, help="prompt set name (e.g. red-team)")
     sl.add_argument("--constitution", required=True, help="constitution name (file name without .toml) or path")
-    sl.add_argument("--rounds", type=int, default=2, help="critique -> revision rounds (default 2)")
+    sl.add_argument("--rounds", type=int, default=2, help="critique -> revision rounds (default 2; 0 = first answers only, e.g. helpful "
+                                                               "samples of benign prompts to mix into SFT)")
     sl.add_argument("--split", default="train", choices=["train", "held-out", "all"],
                     help="which prompts of the set (default train; all = every prompt)")
     sl.add_argument("--limit", type=int, help="use only the first K prompts (of the split)")

@@ -11,7 +11,7 @@ import json
 import sys
 
 from ...types import RL_KINDS, TRAIN_KINDS
-from ..options import csv_list, progress_bar
+from ..options import add_helpful_options, csv_list, progress_bar
 
 _RESOLVED = ("model", "output_dir", "snapshot_hash", "data", "prompts", "reward_model", "algorithm", "device")
 """Config fields the command fills itself (from --base, --reward-model, the selection, --device)."""
@@ -40,6 +40,7 @@ def register(sub, common) -> None:
         if kind == "sft":
             sel.add_argument("--sl-runs", help="comma-separated SL run ids (default: the latest finished SL run)")
             sel.add_argument("--include-flagged", action="store_true", help="keep revisions flagged as empty/repetitive/echo")
+            add_helpful_options(sel)
         elif kind == "reward":
             sel.add_argument("--judge-runs", help="comma-separated judge run ids; several = an ensemble "
                                                   "(default: the latest finished judge run over training pairs)")
@@ -87,7 +88,10 @@ def _config(args, services) -> dict:
 
 def _selection(args) -> dict:
     if args.kind == "sft":
-        return {"sl_runs": csv_list(args.sl_runs), "include_flagged": args.include_flagged}
+        sel = {"sl_runs": csv_list(args.sl_runs), "include_flagged": args.include_flagged}
+        if args.helpful_runs:
+            sel.update(helpful_runs=csv_list(args.helpful_runs), helpful_ratio=args.helpful_ratio)
+        return sel
     if args.kind == "reward":
         return {"judge_runs": csv_list(args.judge_runs), "min_confidence": args.min_confidence}
     return {"prompt_set": args.prompt_set, "split": None if args.split == "all" else args.split}
