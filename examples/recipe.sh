@@ -6,7 +6,8 @@
 # Lineage: every prompt set is split 80/20 (a seeded hash of each prompt's text). SL, pairs and
 # PPO use the train split; compare evaluates on the held-out split, and refuses any prompt that a
 # compared model (or an ancestor checkpoint) trained on. Each training run trains on an explicit
-# selection (printed): SFT on the SL run, the reward model on the judge run, PPO on the train
+# selection (printed): SFT on the SL run's acceptable revisions plus helpful answers to benign
+# train prompts, the reward model on the judge run, PPO on the train
 # split. Every step is resumable, and a second run on a finished DB trains nothing.
 set -euo pipefail
 DB=${1:-recipe.duckdb}
@@ -15,11 +16,14 @@ cai() { "$CAI" --db "$DB" "$@"; }
 t0=$(date +%s)
 step() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - t0 ))" >&2; }
 
-step "SL: 16 red-team prompts of the train split, 2 critique->revision rounds"
-cai sl --prompts red-team --constitution harmless --rounds 2 --limit 16 >/dev/null
+step "SL: 16 red-team prompts of the train split, 2 critique->revision rounds, up to 4 revision candidates each"
+SL=$(cai sl --prompts red-team --constitution harmless --rounds 2 --limit 16 --candidates 4)
 
-step "SFT on (prompt, final revision) of that SL run: 16 steps"
-cai train sft --max-steps 16 >/dev/null
+step "helpful samples: the base model's own answers to 16 benign train prompts (no critique rounds)"
+HELPFUL=$(cai sl --prompts benign --constitution harmless --rounds 0 --limit 16)
+
+step "SFT on (prompt, final acceptable revision) of the SL run + as many helpful answers: 16 steps"
+cai train sft --sl-runs "$SL" --helpful-runs "$HELPFUL" --helpful-ratio 1 --max-steps 16 >/dev/null
 
 step "pairs: 2 samples per prompt from the SFT model, 16 train prompts"
 cai pairs --prompts red-team --limit 16 >/dev/null
@@ -35,6 +39,9 @@ cai train ppo --max-steps 4 >/dev/null
 
 step "compare base vs SFT vs RL on the held-out red-team prompts (no compared model trained on them)"
 cai compare --models base,sft,rl --prompts red-team --max-new-tokens 64
+
+step "compare them on held-out benign prompts too (helpfulness kept? borderline ones refused?)"
+cai compare --models base,sft,rl --prompts benign --limit 16 --max-new-tokens 64
 
 step "done"
 cai stats --json

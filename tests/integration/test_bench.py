@@ -99,3 +99,17 @@ def test_bench_attention_times_both_paths_and_names_the_engines_choice(tmp_path)
     decode = "fused" if cascade.FUSED_DECODE and cascade.FUSED else "products"
     assert out["cases"]["decode rows 8"]["engine_uses"] == decode
     assert out["fused_decode"] == cascade.FUSED_DECODE
+
+
+def test_bench_revision_search_on_a_tiny_model(tmp_path, tiny_folder):
+    r = subprocess.run([CAI, "--model", str(tiny_folder), "bench", "revision-search", "--prompts", "3",
+                        "--candidates", "3", "--new-tokens", "6", "--json"],
+                       cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = _last_json(r.stdout)
+    assert out["bench"] == "revision-search" and out["turns"] == 3 and out["candidates"] == 3
+    assert out["greedy_s"] > 0 and out["search_s"] > 0
+    assert out["cost_ratio"] == pytest.approx(out["search_s"] / out["greedy_s"], rel=0.05, abs=0.01)
+    # a random tiny model writes nothing acceptable: every turn was sampled
+    assert out["sampled_turns"] == 3 and out["acceptable_search"] >= out["acceptable_greedy"] == 0
+    assert sum(out["kinds_search"].values()) == sum(out["kinds_greedy"].values()) == 3

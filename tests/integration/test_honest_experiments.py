@@ -247,7 +247,7 @@ def test_splits_are_recorded_seeded_and_stable(tmp_path):
     svc = _services(tmp_path)
     svc.prompt_set("red-team")  # a shipped set: imported and split on first use
     red = {r["name"]: r for r in svc.prompt_sets()}["red-team"]
-    assert red["train"] + red["held_out"] == red["prompts"] == 97 and 0.1 < red["held_out"] / 97 < 0.3
+    assert red["train"] + red["held_out"] == red["prompts"] == 205 and 0.1 < red["held_out"] / 205 < 0.3
     held = [p.text for p in svc.prompts("red-team", split="held-out")]
     # a second store splits the same way; the same text in another set lands in the same split
     other = _services(tmp_path / "b")
@@ -258,6 +258,6 @@ def test_splits_are_recorded_seeded_and_stable(tmp_path):
     assert len(other.prompts("mine", split="held-out")) == 3
     # SL, pairs and RL use the train split; a new split is recorded
     counts = svc.split_prompts("red-team", held_out=0.5, seed=7)
-    assert counts["train"] + counts["held-out"] == 97 and svc.prompt_sets()[0]["held_out_share"] == 0.5
+    assert counts["train"] + counts["held-out"] == 205 and svc.prompt_sets()[0]["held_out_share"] == 0.5
     other.close()
     svc.close()

@@ -8,6 +8,7 @@ _ACTIONS = {
     "generation": "naive pipeline baseline vs the SL stage (+ judge), same prompts, one process",
     "store": "app queries on a synthetic database: p50/p95 latency",
     "attention": "the engine's fused-kernel vs products attention on this CPU (which one decodes faster here)",
+    "revision-search": "searching n revision candidates vs the greedy revision: cost ratio, acceptable revisions",
 }
 
 
@@ -18,9 +19,9 @@ def bench_modules() -> dict | None:
         return None
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    from bench import attention, generation, store
+    from bench import attention, generation, revision_search, store
 
-    return {"generation": generation, "store": store, "attention": attention}
+    return {"generation": generation, "store": store, "attention": attention, "revision-search": revision_search}
 
 
 def register(sub, common) -> None:
