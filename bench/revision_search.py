@@ -74,7 +74,7 @@ def run_revision_search_bench(*, model: str = "embedded", backend_kind: str = "l
     return {
         "bench": "revision-search", "model": backend.id, "turns": len(turns), "candidates": candidates,
         "temperature": temperature, "new_tokens": new_tokens,
-        "greedy_s": round(greedy_s, 2), "search_s": round(search_s, 2),
+        "greedy_s": round(greedy_s, 4), "search_s": round(search_s, 4),
         "cost_ratio": round(search_s / greedy_s, 2) if greedy_s else None,
         "words_greedy": greedy_tokens, "words_search": search_tokens,
         "tokens_ratio": round(search_tokens / greedy_tokens, 2) if greedy_tokens else None,
@@ -87,9 +87,10 @@ def run_revision_search_bench(*, model: str = "embedded", backend_kind: str = "l
 
 
 def main(args: argparse.Namespace) -> int:
-    res = run_revision_search_bench(model=args.model or "embedded", backend_kind=args.backend or "local",
-                                    prompts=args.prompts, candidates=args.candidates, new_tokens=args.new_tokens,
-                                    temperature=args.temperature, batch_size=args.batch_size or 64)
+    res = run_revision_search_bench(model=getattr(args, "model", None) or "embedded",
+                                    backend_kind=getattr(args, "backend", None) or "local", prompts=args.prompts,
+                                    candidates=args.candidates, new_tokens=args.new_tokens,
+                                    temperature=args.temperature, batch_size=getattr(args, "batch_size", None) or 64)
     if not args.json:
         print(f"{res['turns']} revision turns, {res['candidates']} candidates (T={res['temperature']}): search "
               f"{res['search_s']} s vs greedy {res['greedy_s']} s = x{res['cost_ratio']} time, x{res['tokens_ratio']} "
