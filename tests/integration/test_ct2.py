@@ -224,9 +224,10 @@ def test_judge_probabilities_on_the_real_model(cache):
     # the default: scored by transformers fp32, so the judge's soft labels do not move
     delegated = [p_from_logprobs(s) for s in CT2Backend("embedded").choice_logprobs(reqs, ["A", "B"])]
     assert delegated == pytest.approx(hf, abs=1e-6)
-    # the engine's own int8 scores: near the fp32 ones but not equal, and how they move
-    # depends on the CPU's int8 kernels (one CPU: about -0.14 on all three, order kept; an
-    # AMX CPU: +0.18, -0.13, -0.08, order changed). Why the default delegates scoring.
+    # the engine's own int8 scores: probabilities, but not the fp32 ones, and how far they move
+    # depends on the CPU's int8 kernels (one CPU: about -0.14 on all three, order kept; an AMX
+    # CPU: +0.18, -0.13, -0.08, order changed; CI's CPU: -0.30, -0.38, -0.22). No bound on the
+    # shift holds across CPUs: that is why the default delegates scoring to transformers.
     int8 = [p_from_logprobs(s) for s in CT2Backend("embedded", logprobs="ct2").choice_logprobs(reqs, ["A", "B"])]
-    assert all(abs(c - h) < 0.3 for c, h in zip(int8, hf)), (int8, hf)
+    assert all(0.0 < c < 1.0 for c in int8), int8
     assert max(abs(c - h) for c, h in zip(int8, hf)) > 1e-3, (int8, hf)
