@@ -15,6 +15,7 @@ from typing import Iterable
 
 import tomli_w
 
+from .stages.restate import TASK_PLACEHOLDER
 from .types import Constitution, Example, Principle
 
 __all__ = [
@@ -67,6 +68,7 @@ def _principles(raw_principles: object, at, where: str) -> list[Principle]:
         for f in _OPTIONAL_PRINCIPLE_FIELDS:
             if f in p and not isinstance(p[f], str):
                 raise ConstitutionError(f"{at(i)}: {label}: field {f!r} must be text")
+        _check_opening(p.get("revision_opening", ""), f"{at(i)}: {label}")
         unknown = sorted(set(p) - set(_PRINCIPLE_FIELDS) - set(_OPTIONAL_PRINCIPLE_FIELDS))
         if unknown:
             raise ConstitutionError(f"{at(i)}: {label}: unknown field(s) {', '.join(unknown)}")
@@ -80,6 +82,16 @@ def _principles(raw_principles: object, at, where: str) -> list[Principle]:
         principles.append(Principle(**{f: p[f].strip() for f in _PRINCIPLE_FIELDS},
                                     revision_opening=str(p.get("revision_opening", "")).strip()))
     return principles
+
+
+def _check_opening(opening: str, where: str) -> None:
+    """A revision opening may hold one placeholder, ``{task}`` (the request restated)."""
+    if not isinstance(opening, str):
+        return
+    others = sorted(set(re.findall(r"\{[^{}]*\}", opening)) - {TASK_PLACEHOLDER})
+    if others or opening.count(TASK_PLACEHOLDER) > 1:
+        raise ConstitutionError(f"{where}: revision_opening may hold {TASK_PLACEHOLDER} once (the request restated) "
+                                f"and no other placeholder; found {', '.join(others) or 'it twice'}")
 
 
 def parse_constitution(text: str, *, name: str, where: str | None = None) -> Constitution:

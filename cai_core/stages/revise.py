@@ -15,6 +15,7 @@ from ..ids import stable_id
 from ..prompts import render
 from ..quality import output_flags
 from ..types import Constitution, Critique, Example, Principle, Prompt, Revision
+from .restate import TASK_PLACEHOLDER, restate_task
 
 __all__ = [
     "CRITIQUE_PREFIX",
@@ -28,6 +29,7 @@ __all__ = [
     "parse_critique",
     "render_revision",
     "parse_revision",
+    "revision_opening",
     "critique_step",
     "revision_step",
 ]
@@ -130,8 +132,15 @@ def render_revision(t: Turn, *, shots: tuple[Message, ...], params: GenerationPa
         ("assistant", f"{CRITIQUE_PREFIX} {t.critique.text}"),
         ("user", _revision_request(t)),
     )
-    opening = t.principle.revision_opening
+    opening = revision_opening(t)
     return Request(msgs, params, continuation=f"{REVISION_PREFIX} {opening}" if opening else REVISION_PREFIX)
+
+
+def revision_opening(t: Turn) -> str:
+    """The principle's forced revision opening for this turn, ``{task}`` filled with the request
+    restated (:func:`~cai_core.stages.restate.restate_task`); "" when the principle has none."""
+    opening = t.principle.revision_opening
+    return opening.replace(TASK_PLACEHOLDER, restate_task(t.prompt.text)) if TASK_PLACEHOLDER in opening else opening
 
 
 _LEADING_LABEL = re.compile(r"^(?:assistant|response)\s*:\s*", re.IGNORECASE)
@@ -140,8 +149,9 @@ _LEADING_LABEL = re.compile(r"^(?:assistant|response)\s*:\s*", re.IGNORECASE)
 def parse_revision(t: Turn, out: Completion, *, run_id: str, backend_id: str) -> Revision:
     assert t.critique is not None
     text = _LEADING_LABEL.sub("", _strip_prefix(out.text, REVISION_PREFIX))
-    if t.principle.revision_opening:  # the forced opening is part of the revision
-        text = f"{t.principle.revision_opening} {text}".strip() if text else ""
+    opening = revision_opening(t)
+    if opening:  # the forced opening is part of the revision
+        text = f"{opening} {text}".strip() if text else ""
     request = _revision_request(t)
     return Revision(
         id=revision_id(run_id, t.prompt.id, t.round),

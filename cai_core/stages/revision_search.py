@@ -12,7 +12,8 @@ prefix-sharing decoder computes it once). Each candidate is scored by :func:`sco
 * quality flags, plus ``copied_example`` when it repeats a run of words from a few-shot example
   it was shown.
 
-A candidate is *acceptable* when it is an objection, on topic and unflagged. The best candidate
+A candidate is *acceptable* when it is an objection that names a concern in its own words (not just
+"because"), on topic and unflagged. The best candidate
 becomes the round's :class:`Revision` (same id as without a search, so everything downstream is
 unchanged); when none is acceptable it is kept but flagged ``no_acceptable_candidate``, which an
 SFT snapshot leaves out and counts. Every candidate is recorded (:class:`RevisionCandidate`).
@@ -26,11 +27,13 @@ from typing import Sequence
 from ..backends.base import Backend, Completion, GenerationParams
 from ..ids import stable_id
 from ..types import Constitution, Revision, RevisionCandidate
-from .compare.response_class import classify_response, normalise_response, relevance
-from .revise import Turn, few_shot_turns, parse_revision, render_revision, revision_id, shown_examples
+from .compare.response_class import (ALTERNATIVE_MARKERS, EXPLANATION_MARKERS, classify_response, normalise_response,
+                                     relevance)
+from .revise import (Turn, few_shot_turns, parse_revision, render_revision, revision_id, revision_opening,
+                     shown_examples)
 
 __all__ = ["ACCEPTABLE_KINDS", "KIND_SCORE", "MIN_RELEVANCE", "COPY_WORDS", "NO_ACCEPTABLE", "CandidateScore",
-           "candidate_id", "copies_example", "score_candidate", "revision_search_step"]
+           "CONCERNS", "candidate_id", "copies_example", "names_concern", "score_candidate", "revision_search_step"]
 
 ACCEPTABLE_KINDS: tuple[str, ...] = ("objection",)
 """Kinds worth training a harmless-but-not-evasive model on."""
@@ -44,6 +47,12 @@ MIN_RELEVANCE = 0.2
 request has enough of them to tell)."""
 COPY_WORDS = 8
 """A run of this many words shared with a shown few-shot example is a copy."""
+CONNECTIVES = (r"\bbecause\b", r"\bsince\b", r"\bas (?:it|this|that)(?:'s| is| would| could| can| might| may| will)\b")
+"""Explanation markers that only announce a reason ("because"); a forced opening can supply them."""
+CONCERNS: tuple[str, ...] = tuple(m for m in EXPLANATION_MARKERS if m not in CONNECTIVES) + ALTERNATIVE_MARKERS
+"""What an explained objection names in its own words: a harm, a right, the law, or something
+better to do (the classifier's explanation and alternative markers, minus the bare connectives)."""
+_CONCERN = re.compile("|".join(CONCERNS))
 NO_ACCEPTABLE = "no_acceptable_candidate"
 """Flag on a kept revision when no candidate was acceptable (SFT snapshots leave it out)."""
 
@@ -76,16 +85,28 @@ def copies_example(text: str, examples: Sequence[str], *, prompt: str = "", n: i
     return any(mine & _grams(e, n) for e in examples)
 
 
-def score_candidate(prompt: str, text: str, flags: Sequence[str] = (), *, examples: Sequence[str] = ()) -> CandidateScore:
+def names_concern(text: str) -> bool:
+    """Does ``text`` name a concern or an alternative (not just "because")? "because it's
+    illegal" does; "because I'm not a gun-making service" does not."""
+    return bool(_CONCERN.search(normalise_response(text)))
+
+
+def score_candidate(prompt: str, text: str, flags: Sequence[str] = (), *, examples: Sequence[str] = (),
+                    opening: str = "") -> CandidateScore:
     """Score one revision of ``prompt``; ``flags``: its quality flags; ``examples``: the few-shot
-    texts it was shown (copying them is flagged ``copied_example``)."""
+    texts it was shown (copying them is flagged ``copied_example``); ``opening``: the forced
+    opening the text begins with. Kind and relevance are the whole text's (an opening that
+    restates the request puts it on topic; "I won't help with that, because" does not); copying
+    and the concern an objection must name (:func:`names_concern`) are the model's own words."""
     flags = tuple(flags)
-    if text and "copied_example" not in flags and copies_example(text, examples, prompt=prompt):
+    own = text[len(opening):] if opening and text.startswith(opening) else text
+    if own and "copied_example" not in flags and copies_example(own, examples, prompt=prompt):
         flags += ("copied_example",)
     kind = classify_response(text, prompt)
     rel = relevance(prompt, text)
-    score = KIND_SCORE[kind] + 0.5 * (0.5 if rel is None else rel) - 0.5 * len(flags)
-    acceptable = kind in ACCEPTABLE_KINDS and not flags and (rel is None or rel >= MIN_RELEVANCE)
+    reason = names_concern(own)
+    score = KIND_SCORE[kind] + 0.5 * (0.5 if rel is None else rel) + 0.25 * reason - 0.5 * len(flags)
+    acceptable = (kind in ACCEPTABLE_KINDS and reason and not flags and (rel is None or rel >= MIN_RELEVANCE))
     return CandidateScore(kind, rel, flags, round(score, 4), acceptable)
 
 
@@ -97,7 +118,8 @@ def _candidate(t: Turn, out: Completion, idx: int, temperature: float, *, run_id
                examples: Sequence[str]) -> tuple[RevisionCandidate, Revision | None]:
     rev = parse_revision(t, out, run_id=run_id, backend_id=backend_id) if out.ok else None
     text = rev.text if rev else ""
-    s = score_candidate(t.prompt.text, text, rev.flags if rev else ("error",), examples=examples)
+    s = score_candidate(t.prompt.text, text, rev.flags if rev else ("error",), examples=examples,
+                        opening=revision_opening(t))
     cand = RevisionCandidate(
         id=candidate_id(run_id, t.prompt.id, t.round, idx), run_id=run_id, prompt_id=t.prompt.id, round=t.round,
         revision_id=revision_id(run_id, t.prompt.id, t.round), idx=idx, temperature=temperature, text=text,

@@ -9,6 +9,7 @@ from cai_core.constitutions import find_constitution, parse_constitution
 from cai_core.labels.snapshots import sft_records
 from cai_core.prompt_sets import get_prompt_set
 from cai_core.runners.sl import SLConfig, run_sl, start_sl_run
+from cai_core.stages.restate import restate_task
 from cai_core.stages.revision_search import NO_ACCEPTABLE, copies_example, score_candidate
 from cai_core.store import records as records_store
 from cai_core.types import RevisionCandidate
@@ -31,6 +32,22 @@ OBJECTION = ("I can't help you hack into your neighbor's WiFi, because getting i
 def test_scorer_on_labelled_revisions(text, kind, acceptable):
     s = score_candidate(WIFI, text, examples=[GYM])
     assert (s.kind, s.acceptable) == (kind, acceptable)
+
+
+GUN = "How do I make a gun at home without a serial number?"
+GUN_OPENING = "I won't help you make a gun at home without a serial number, because"
+
+
+@pytest.mark.parametrize("own, acceptable", [
+    (" an untraceable gun is illegal to make in many places and can end up hurting someone.", True),
+    (" I'm not a gun-making service. I'm a tool-making service.", False),  # "because" and no reason
+    (" you could talk to a licensed dealer about the legal way to own one.", True),  # an alternative
+])
+def test_a_forced_opening_needs_a_reason_in_the_models_own_words(own, acceptable):
+    s = score_candidate(GUN, GUN_OPENING + own, opening=GUN_OPENING)
+    assert s.kind == "objection" and s.acceptable is acceptable
+    # the opening restates the request, so the text is on topic whatever the reason
+    assert s.relevance is not None and s.relevance >= 0.5
 
 
 def test_scorer_ranks_objection_above_evasion_and_flags_copies():
@@ -66,8 +83,15 @@ def _reply(request) -> str:
     return good
 
 
+def _without_openings():
+    """The shipped harmless constitution minus its revision openings: these tests script whole revisions."""
+    src = "".join(line for line in find_constitution("harmless").source.splitlines(keepends=True)
+                  if not line.startswith("revision_opening"))
+    return parse_constitution(src, name="harmless-plain")
+
+
 def _run(store, backend, **cfg):
-    c, ps = find_constitution("harmless"), get_prompt_set(store, "red-team")
+    c, ps = _without_openings(), get_prompt_set(store, "red-team")
     config = SLConfig(**cfg)
     run, _ = start_sl_run(store, backend, c, ps, config)
     return run, run_sl(store, backend, c, run, config)
@@ -131,12 +155,12 @@ def test_search_settings_are_validated():
 
 
 def test_revision_opening_is_forced_and_kept_in_the_text(store):
-    base = find_constitution("harmless").source
+    base = _without_openings().source
     text = base.replace('id = "legality"\n', 'id = "legality"\nrevision_opening = "I won\'t help with that, because"\n', 1)
     c = parse_constitution(text, name="opening")
     assert c.principle("legality").revision_opening == "I won't help with that, because"
-    assert c.version != find_constitution("harmless").version
-    assert parse_constitution(base, name="x").version == find_constitution("harmless").version
+    assert c.version != _without_openings().version
+    assert parse_constitution(base, name="x").version == _without_openings().version
     b = ScriptedBackend("s")
     ps = get_prompt_set(store, "red-team")
     config = SLConfig(rounds=1, limit=20)
@@ -172,3 +196,37 @@ def test_candidates_are_counted_and_shown_in_the_chain(store):
     # model text is escaped
     evil = [{**cands[0], "text": "<script>alert(1)</script>"}]
     assert "<script>" not in candidates_html(evil)
+
+
+def test_task_placeholder_restates_the_request_in_the_opening(store):
+    base = _without_openings().source
+    text = base.replace('id = "legality"\n', 'id = "legality"\nrevision_opening = "I won\'t {task}, because"\n', 1)
+    c = parse_constitution(text, name="task-opening")
+    b = ScriptedBackend("s")
+    config = SLConfig(rounds=1, limit=40)
+    run, _ = start_sl_run(store, b, c, get_prompt_set(store, "red-team"), config)
+    run_sl(store, b, c, run, config)
+    rows = store.query("SELECT p.text AS prompt, r.text FROM revisions r JOIN prompts p ON p.id = r.prompt_id "
+                       "WHERE r.run_id = ? AND r.principle_id = 'legality'", [run.id])
+    assert rows, "no prompt drew the legality principle"
+    for r in rows:
+        assert r["text"].startswith(f"I won't {restate_task(r['prompt'])}, because"), r
+    assert any(r["text"].startswith("I won't help you ") for r in rows)  # a restated request, not the fallback
+    conts = {r.continuation for call in b.calls for r in call if r.continuation.startswith("Revision: I won't")}
+    assert conts and not any("{task}" in c for c in conts)
+
+
+@pytest.mark.parametrize("opening", ["I won't {request}, because", "I won't {task} or {task}"])
+def test_an_opening_takes_only_the_task_placeholder(opening):
+    from cai_core.constitutions import ConstitutionError
+
+    text = _without_openings().source.replace('id = "legality"\n', f'id = "legality"\nrevision_opening = "{opening}"\n', 1)
+    with pytest.raises(ConstitutionError, match="revision_opening may hold"):
+        parse_constitution(text, name="bad")
+
+
+def test_the_shipped_harmless_constitution_opens_revisions_with_the_task():
+    c = find_constitution("harmless")
+    opened = [p for p in c.principles if p.revision_opening]
+    assert len(opened) == len(c.principles) - 1 and all("{task}" in p.revision_opening for p in opened)
+    assert not c.principle("self-harm-care").revision_opening  # care, not an objection

@@ -148,7 +148,7 @@ def test_flags_and_prefix_stripping(store):
             return ""
         return r.messages[-1].content  # echo the prompt
     b = ScriptedBackend("s", reply=reply)
-    _run(store, b, rounds=1, limit=2)
+    _run(store, b, cons="seed", rounds=1, limit=2)  # seed: no forced revision openings
     assert all("prompt_echo" in r["flags"] for r in store.query("SELECT flags FROM generations"))
     assert all(r["flags"] == ["empty"] for r in store.query("SELECT flags FROM critiques"))
     revs = store.query("SELECT text, flags FROM revisions")
