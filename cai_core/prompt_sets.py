@@ -1,5 +1,11 @@
 """Read prompt sets from JSONL, CSV/TSV, plain text (one prompt a line) or a local HF
-``datasets`` folder; normalise and dedupe. Errors name the file, the line and the problem."""
+``datasets`` folder; normalise and dedupe. Errors name the file, the line and the problem.
+
+JSONL (or a file holding one JSON array of rows) also takes the HH-RLHF shapes: rows of
+``{"chosen": "\\n\\nHuman: …\\n\\nAssistant: …", "rejected": …}`` and red-team attempts (a
+``transcript`` in the same form). The prompt is the transcript's first Human turn; later turns of
+a multi-turn transcript are not kept, because a :class:`~cai_core.types.Prompt` is one user message.
+"""
 from __future__ import annotations
 
 import csv
@@ -105,9 +111,73 @@ def _pick_column(columns: list[str], column: str | None, where: str) -> str:
     )
 
 
+_HH_FIELDS = ("chosen", "rejected", "transcript")
+"""HH-RLHF fields holding a ``\\n\\nHuman: … \\n\\nAssistant: …`` transcript, not a prompt."""
+_HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")
+
+
+def _first_human(text: str, where: str, field: str) -> str:
+    """The first Human turn of an HH-RLHF transcript. A prompt is one user message (Prompt.text,
+    sent as a single chat turn), so the later turns of a multi-turn transcript are not kept."""
+    parts = _HH_TURN.split(text.strip())
+    if parts[0].strip() or len(parts) < 3 or parts[1] != "Human":
+        raise PromptFileError(f"{where}: {field!r} is not a Human/Assistant transcript (it should start '\\n\\nHuman:')")
+    if not parts[2].strip():
+        raise PromptFileError(f"{where}: the first Human turn of {field!r} is empty")
+    return parts[2]
+
+
+def _hh_prompt(obj: dict, where: str) -> str | None:
+    """The prompt of an HH-RLHF row (chosen/rejected pair, or a red-team attempt's transcript),
+    or None when the row is neither."""
+    if isinstance(obj.get("chosen"), str) and isinstance(obj.get("rejected"), str):
+        first = _first_human(obj["chosen"], where, "chosen")
+        if normalise(first) != normalise(_first_human(obj["rejected"], where, "rejected")):
+            raise PromptFileError(f"{where}: 'chosen' and 'rejected' start with different Human turns")
+        return first
+    if isinstance(obj.get("transcript"), str):
+        return _first_human(obj["transcript"], where, "transcript")
+    return None
+
+
+def _json_row(obj: object, column: str | None, where: str, n: int) -> PromptRow:
+    if isinstance(obj, str):
+        return PromptRow(_clean(obj, where), None, n)
+    if not isinstance(obj, dict):
+        raise PromptFileError(f"{where}: expected a JSON object or string")
+    cat = obj.get("category")
+    cat = cat if isinstance(cat, str) else None
+    if column is None and not any(c in obj for c in _CANDIDATE_COLUMNS):
+        hh = _hh_prompt(obj, where)
+        if hh is not None:
+            return PromptRow(_clean(hh, where), cat, n)
+    key = _pick_column(list(obj), column, where)
+    value = obj[key]
+    if not isinstance(value, str):
+        raise PromptFileError(f"{where}: {key!r} is not text")
+    if key in _HH_FIELDS:  # --column chosen / transcript: the transcript's first Human turn
+        value = _first_human(value, where, key)
+    return PromptRow(_clean(value, where), cat, n)
+
+
+def _json_array(text: str) -> list | None:
+    """The rows of a file holding one JSON array (as some released HH-RLHF files do), else None."""
+    if not text.lstrip().startswith("["):
+        return None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None  # read line by line: the error then names its line
+    return data if isinstance(data, list) else None
+
+
 def _read_jsonl(path: Path, column: str | None) -> list[PromptRow]:
+    text = _decode(path)
+    array = _json_array(text)
+    if array is not None:
+        return [_json_row(obj, column, f"{path}[{n}]", n) for n, obj in enumerate(array, 1)]
     rows = []
-    for n, line in enumerate(_decode(path).splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -116,17 +186,7 @@ def _read_jsonl(path: Path, column: str | None) -> list[PromptRow]:
             raise PromptFileError(f"{path}:{n}: not valid JSON ({e.msg})") from None
         except RecursionError:  # json recurses per nesting level; a hostile line can exhaust the stack
             raise PromptFileError(f"{path}:{n}: not valid JSON (nested too deeply)") from None
-        if isinstance(obj, str):
-            rows.append(PromptRow(_clean(obj, f"{path}:{n}"), None, n))
-            continue
-        if not isinstance(obj, dict):
-            raise PromptFileError(f"{path}:{n}: expected a JSON object or string")
-        key = _pick_column(list(obj), column, f"{path}:{n}")
-        value = obj[key]
-        if not isinstance(value, str):
-            raise PromptFileError(f"{path}:{n}: {key!r} is not text")
-        cat = obj.get("category")
-        rows.append(PromptRow(_clean(value, f"{path}:{n}"), cat if isinstance(cat, str) else None, n))
+        rows.append(_json_row(obj, column, f"{path}:{n}", n))
     return rows
 
 

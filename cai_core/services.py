@@ -33,6 +33,8 @@ from .types import RL_KINDS, Checkpoint, Constitution, TrainKind
 from .service_eval import EvalLabelsMixin
 from .service_gold import GoldMixin
 from .service_jobs import JobsMixin
+from .service_import import ImportMixin
+from .service_export import DatasetExportMixin
 
 if TYPE_CHECKING:
     from .runners.compare import CompareConfig
@@ -47,7 +49,7 @@ STAT_KINDS = (
 )
 
 
-class Services(GoldMixin, EvalLabelsMixin, JobsMixin):
+class Services(GoldMixin, EvalLabelsMixin, JobsMixin, ImportMixin, DatasetExportMixin):
     def __init__(self, settings: Settings, jobs: JobManager | None = None, *, store: Store | None = None,
                  backend: Backend | None = None) -> None:
         self.settings = settings

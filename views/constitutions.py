@@ -1,13 +1,14 @@
 """Constitutions tab: list, view, edit, validate, save as a new version, diff two versions,
-and what-if: re-judge stored comparisons with a draft before saving (a background job: the
-same judge configuration as the stored verdicts, the principle's old text vs the draft's)."""
+import the Constitutional AI paper's prompt files as a constitution, and what-if: re-judge
+stored comparisons with a draft before saving (a background job: the same judge configuration
+as the stored verdicts, the principle's old text vs the draft's)."""
 from __future__ import annotations
 
 import gradio as gr
 
 from .common import fail, fmt_p, job_panel_html, short, table
 
-__all__ = ["build", "what_if_table"]
+__all__ = ["build", "what_if_table", "import_paper"]
 
 WHAT_IF_COLUMNS = ["prompt", "principle", "judge run", "stored label", "old text", "old P(A)", "draft", "draft P(A)",
                    "flip"]
@@ -70,6 +71,27 @@ def _editing(services):
     return load, validate, save, diff
 
 
+def import_paper(services):
+    """The handler of the paper import: (files, name) -> (status, the constitution dropdown)."""
+    def do_import(files, name):
+        paths = [f if isinstance(f, str) else f.name for f in (files or [])]
+        if not paths:
+            raise gr.Error("choose the paper's JSON files first (critique/revision, preference, optionally few-shot)")
+        if not (name or "").strip():
+            raise gr.Error("name the constitution")
+        try:
+            res = services.import_paper_constitution(paths, name.strip())
+        except Exception as e:
+            raise fail(e)
+        c = res.constitution
+        status = "\n".join([f"✓ imported {c.name} as version {c.version}: {len(c.principles)} principles, "
+                             f"{len(c.examples)} examples (`cai sl --constitution {c.name}` uses it)",
+                             *(f"note: {n}" for n in res.notes)])
+        return status, gr.update(choices=sorted(services.constitutions()), value=c.name)
+
+    return do_import
+
+
 def _what_if(services):
     def start(name, text, principle_ids, sample):
         ids = [p.strip() for p in (principle_ids or "").split(",") if p.strip()] or None
@@ -115,6 +137,16 @@ def build(services) -> None:
                 new_v = gr.Dropdown([], label="New version")
                 diff_btn = gr.Button("Diff", scale=0)
             diff_out = gr.Code(label="Diff", language=None, interactive=False)
+        with gr.Accordion("Import the Constitutional AI paper's prompt files", open=False):
+            gr.Markdown("The paper's JSON files, shapes read from their content: critique/revision instructions "
+                        "and RL-phase preference questions (paired in order; the counts must match), optionally "
+                        "few-shot examples. Saved as a new version of the name.")
+            with gr.Row():
+                paper_files = gr.File(label="Paper prompt files", file_count="multiple", file_types=[".json"])
+                with gr.Column():
+                    paper_name = gr.Textbox(label="Constitution name", value="paper")
+                    import_btn = gr.Button("Import", variant="primary")
+            import_status = gr.Textbox(label="Import result", interactive=False, lines=2)
         with gr.Accordion("What-if: re-judge stored comparisons with this draft (nothing is saved)", open=False):
             gr.Markdown("Each changed principle is re-judged twice by the judge run that last used it (same judge, "
                         "mode, orders): with its old text and with the draft's. A flip is a label that differs.")
@@ -133,6 +165,9 @@ def build(services) -> None:
         validate_btn.click(validate, [name, source], [status], api_name="constitution_validate")
         save_btn.click(save, [name, source], [status, versions, old_v, new_v], api_name="constitution_save")
         diff_btn.click(diff, [old_v, new_v], [diff_out], api_name="constitution_diff")
+        # the dropdown's change event then loads the imported constitution into the editor
+        import_btn.click(import_paper(services), [paper_files, paper_name], [import_status, name],
+                         api_name="constitution_import")
         whatif_btn.click(start_what_if, [name, source, pids, sample],
                          [whatif_job, whatif_panel, whatif_summary, whatif_rows], api_name="constitution_what_if")
         timer.tick(poll_what_if, [whatif_job], [whatif_panel, whatif_summary, whatif_rows],

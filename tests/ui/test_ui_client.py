@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -204,6 +205,17 @@ def test_constitution_save_new_version_keeps_the_old_one(server, client):
     assert '-title = "Harmlessness principles"' in diff.splitlines()
     assert '+title = "Harmlessness principles (lab edit)"' in diff.splitlines()
     assert call(client, "constitution_diff", new_version, new_version) == "(no differences)"
+
+
+def test_constitution_import_of_the_paper_files(server, client):
+    paper = Path(__file__).parent.parent / "fixtures" / "paper"
+    files = [handle_file(str(paper / f)) for f in ("critique_revision.json", "preferences.json", "few_shot.json")]
+    status, dropdown = call(client, "constitution_import", files, "paper-ui")
+    assert status.startswith("✓ imported paper-ui as version ") and "4 principles, 2 examples" in status
+    assert dropdown["value"] == "paper-ui" and ["paper-ui", "paper-ui"] in dropdown["choices"]
+    assert "paper-ui" in server.services.constitutions()
+    with pytest.raises(Exception, match="choose the paper's JSON files first"):
+        call(client, "constitution_import", [], "paper-ui")
 
 
 def test_constitution_what_if(server, client):
