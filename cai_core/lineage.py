@@ -23,7 +23,7 @@ from .types import RL_KINDS, Checkpoint, Prompt
 __all__ = ["MODEL_ALIASES", "checkpoint_named", "default_sl_runs", "default_judge_runs", "NoSelection", "ancestry",
            "Overlap", "training_overlap"]
 
-MODEL_ALIASES: dict[str, tuple[str, ...]] = {"sft": ("sft",), "reward": ("reward",), "rl": RL_KINDS,
+MODEL_ALIASES: dict[str, tuple[str, ...]] = {"sft": ("sft",), "reward": ("reward",), "rl": RL_KINDS, "dpo": ("dpo",),
                                              **{k: (k,) for k in RL_KINDS}}
 """Model names that mean "the newest checkpoint of these kinds"."""
 

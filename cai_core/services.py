@@ -323,7 +323,9 @@ class Services(GoldMixin, EvalLabelsMixin, JobsMixin, ImportMixin, DatasetExport
             cfg.setdefault("reward_model", self.resolve_model_path("reward"))
         else:
             cfg.setdefault("data", str(inputs.path))
-            cfg.setdefault("model", self.resolve_model_path("base"))
+            # DPO is the RL phase without a reward model: its policy starts from SFT too
+            cfg.setdefault("model", self.resolve_model_path("sft", fallback="base") if kind == "dpo"
+                           else self.resolve_model_path("base"))
         run, proc = launch(self.store, kind=kind, config=cfg, runs_dir=runs_dir, base_model=cfg["model"],
                            snapshot_hash=inputs.snapshot_hash, new_run=new_run, num_processes=num_processes)
         return run, proc, runs_dir, inputs

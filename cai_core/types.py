@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 from .ids import stable_id
 
 __all__ = [
-    "TrainKind", "TRAIN_KINDS", "RLKind", "RL_KINDS", "PREFERENCE_KINDS",
+    "TrainKind", "TRAIN_KINDS", "RLKind", "RL_KINDS", "PREFERENCE_KINDS", "POLICY_KINDS",
     "StageKind", "STAGE_KINDS", "RunKind", "RUN_KINDS", "train_run_kind",
     "RunStatus", "RUN_STATUSES",
     "JudgeMode", "JUDGE_MODES", "DEFAULT_JUDGE_MODE", "QueueStrategy", "QUEUE_STRATEGIES", "LOGPROB_MODES", "GoldSplit", "GOLD_SPLITS",
@@ -39,13 +39,15 @@ __all__ = [
 ]
 
 # -- vocabularies ----------------------------------------------------------------------------------
-TrainKind = Literal["sft", "reward", "ppo", "rloo", "grpo"]  # RLKind's members last
+TrainKind = Literal["sft", "reward", "dpo", "ppo", "rloo", "grpo"]  # RLKind's members last
 TRAIN_KINDS: tuple[TrainKind, ...] = get_args(TrainKind)
 RLKind = Literal["ppo", "rloo", "grpo"]
 RL_KINDS: tuple[RLKind, ...] = get_args(RLKind)
 """Kinds that improve a policy against a reward model, starting from the SFT checkpoint."""
-PREFERENCE_KINDS: tuple[TrainKind, ...] = ("reward",)
+PREFERENCE_KINDS: tuple[TrainKind, ...] = ("reward", "dpo")
 """Kinds that train on a preference snapshot (chosen/rejected pairs)."""
+POLICY_KINDS: tuple[TrainKind, ...] = ("dpo", *RL_KINDS)
+"""Kinds that improve a policy in the RL phase, starting from the SFT checkpoint."""
 
 StageKind = Literal["sl", "pairs", "judge", "compare", "what-if", "validate"]
 STAGE_KINDS: tuple[StageKind, ...] = get_args(StageKind)

@@ -8,7 +8,7 @@ from html import escape as html_escape
 import gradio as gr
 
 from cai_core.training import default_config
-from cai_core.types import RL_KINDS, TRAIN_KINDS
+from cai_core.types import PREFERENCE_KINDS, RL_KINDS, TRAIN_KINDS
 
 from .common import fail, job_panel_html, table
 from .plots import training_curves_figure
@@ -21,6 +21,8 @@ SELECTION_HELP = {
     "sft": "SL run ids (comma-separated; empty: the latest finished SL run); then optionally "
            "'; helpful: RUN[,RUN] [ratio R]' to mix in those runs' helpful first answers",
     "reward": "judge run ids (comma-separated, several = an ensemble; empty: the latest judge run over training pairs)",
+    "dpo": "judge run ids whose labels DPO trains the SFT policy on (comma-separated; empty: the latest judge run "
+           "over training pairs)",
     **{k: "prompt set[:split] (empty: red-team:train)" for k in RL_KINDS},
 }
 
@@ -39,7 +41,7 @@ def _selection(kind: str, text: str) -> dict:
             except ValueError:
                 raise gr.Error(f"helpful ratio {ratio.strip()!r} is not a number") from None
         return sel
-    if kind == "reward":
+    if kind in PREFERENCE_KINDS:
         return {"judge_runs": items or None}
     set_name, _, split = (items[0] if items else "red-team").partition(":")
     return {"prompt_set": set_name, "split": split or "train"}
@@ -93,8 +95,8 @@ def _handlers(services):
         return "cancel requested: the job saves a checkpoint and stops; launch the same settings again to resume"
 
     def label_trust(kind, text):
-        """Reward: what is known about the judges behind the labels (validation on gold pairs)."""
-        if kind != "reward":
+        """Reward, DPO: what is known about the judges behind the labels (validation on gold pairs)."""
+        if kind not in PREFERENCE_KINDS:
             return ""
         try:
             warnings = services.label_warnings(_selection(kind, text)["judge_runs"])

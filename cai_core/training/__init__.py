@@ -23,6 +23,7 @@ KINDS: dict[str, str] = {kind: f"cai_core.training.{'rl' if kind in RL_KINDS els
 _CPU_DEFAULTS: dict[str, dict[str, Any]] = {
     "sft": {"max_steps": 50, "learning_rate": 2e-5, "per_device_batch_size": 4, "save_steps": 10},
     "reward": {"max_steps": 50, "learning_rate": 1e-5, "per_device_batch_size": 4, "save_steps": 10},
+    "dpo": {"max_steps": 20, "learning_rate": 1e-6, "per_device_batch_size": 2, "save_steps": 5},
     "ppo": {"max_steps": 10, "learning_rate": 3e-6, "per_device_batch_size": 4, "save_steps": 2,
             "response_length": 32, "num_ppo_epochs": 2},
     "rloo": {"max_steps": 50, "learning_rate": 1e-6, "per_device_batch_size": 4, "num_generations": 4,
@@ -33,7 +34,7 @@ _CPU_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def config_class(kind: str) -> type:
-    """The config dataclass of a kind (SFTJobConfig, RewardJobConfig or RLJobConfig)."""
+    """The config dataclass of a kind (SFTJobConfig, RewardJobConfig, DPOJobConfig or RLJobConfig)."""
     if kind not in KINDS:
         raise ValueError(f"unknown training kind {kind!r}; expected one of {sorted(KINDS)}")
     return importlib.import_module(KINDS[kind]).CONFIG_CLASS

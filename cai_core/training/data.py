@@ -16,7 +16,7 @@ from ..gold.trust import label_warnings
 from ..labels.snapshots import preference_records, prompt_records, register_snapshot, sft_records, write_records
 from ..prompt_sets import prompts_of, text_key
 from ..store import Store
-from ..types import PromptSet, Split
+from ..types import PREFERENCE_KINDS, PromptSet, Split
 
 __all__ = ["TrainingInputs", "sft_inputs", "preference_inputs", "rl_inputs", "inputs_for"]
 
@@ -96,7 +96,7 @@ def rl_inputs(store: Store, data_dir: Path, prompt_set: PromptSet, split: Split 
 def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) -> TrainingInputs:
     """The snapshot ``kind`` trains on, from ``selection`` (SFT: ``sl_runs``, ``include_flagged``,
     ``helpful_runs``, ``helpful_ratio``;
-    reward: ``judge_runs``, ``min_confidence``; RL: ``prompt_set``, ``split``) or the defaults:
+    reward, DPO: ``judge_runs``, ``min_confidence``; RL: ``prompt_set``, ``split``) or the defaults:
     the latest finished run of the right kind; red-team's train split."""
     from ..lineage import default_judge_runs, default_sl_runs
     from ..prompt_sets import get_prompt_set
@@ -106,7 +106,7 @@ def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) 
         return sft_inputs(store, data_dir, sel.get("sl_runs") or default_sl_runs(store),
                           include_flagged=bool(sel.get("include_flagged")), helpful_runs=sel.get("helpful_runs") or (),
                           helpful_ratio=float(sel.get("helpful_ratio", 1.0)))
-    if kind == "reward":
+    if kind in PREFERENCE_KINDS:
         return preference_inputs(store, data_dir, sel.get("judge_runs") or default_judge_runs(store),
                                  min_confidence=float(sel.get("min_confidence") or 0.0))
     return rl_inputs(store, data_dir, get_prompt_set(store, sel.get("prompt_set") or "red-team"), sel.get("split", "train"))

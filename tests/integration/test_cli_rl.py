@@ -61,6 +61,28 @@ def test_train_sft_from_the_cli_then_list_checkpoints(tmp_path, tiny_lm):
     assert stats(tmp_path)["checkpoints"] == 1
 
 
+def test_train_dpo_from_the_cli_on_a_judge_run_registers_a_dpo_checkpoint(tmp_path, tiny_lm):
+    model, tok = tiny_lm
+    folder = tmp_path / "tiny"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    cai(tmp_path, "--backend", "scripted", "pairs", "--prompts", "red-team", "--limit", "4")
+    judge = cai(tmp_path, "--backend", "scripted", "judge", "--constitution", "seed").stdout.strip()
+    cfg = tmp_path / "train.json"
+    cfg.write_text(json.dumps({"per_device_batch_size": 2, "save_steps": 100, "num_threads": 1}))
+    t = cai(tmp_path, "train", "dpo", "--base", str(folder), "--judge-runs", judge, "--max-steps", "1",
+            "--config", str(cfg))
+    run_id = t.stdout.strip()
+    assert run_id.startswith("train-dpo-") and "finished at step 1" in t.stderr
+    assert f"labels of judge run(s) {judge}" in t.stderr
+    listed = cai(tmp_path, "checkpoints", "list").stdout.strip().split("\t")
+    assert listed[1] == "dpo" and listed[2] == run_id and (tmp_path / "runs" / run_id / "final").is_dir()
+    # the same selection finds the finished run: nothing is retrained
+    again = cai(tmp_path, "train", "dpo", "--base", str(folder), "--judge-runs", judge, "--max-steps", "1",
+                "--config", str(cfg))
+    assert again.stdout.strip() == run_id and "already finished" in again.stderr
+
+
 def test_compare_two_models(tmp_path):
     out = cai(tmp_path, "--backend", "scripted", "compare", "--models", "base,other", "--prompts", "red-team",
               "--limit", "4", "--mode", "cot", "--json")

@@ -146,7 +146,7 @@ def reward_run(tiny) -> Path:
 
 
 def test_kinds_and_default_config_are_jsonable():
-    assert set(KINDS) == {"sft", "reward", "ppo", "rloo", "grpo"}
+    assert set(KINDS) == {"sft", "reward", "dpo", "ppo", "rloo", "grpo"}
     assert KINDS["ppo"] == KINDS["rloo"] == KINDS["grpo"] == "cai_core.training.rl"
     for kind in KINDS:
         cfg = default_config(kind, model="m", output_dir="o")
@@ -299,6 +299,31 @@ def test_reward_soft_labels(tiny):
     assert any("accuracy" in r for r in rows)
     assert read(out, "result.json")["config"]["soft_labels"] is True
     assert_weights_changed(tiny / "tiny", out / "final")
+
+
+def test_dpo(tiny):
+    from cai_core.training import dpo
+
+    out = tiny / "dpo"
+    rc = dpo.main(_args(model=tiny / "tiny", output_dir=out, data=tiny / "pref.jsonl", beta=0.2, **COMMON))
+    assert rc == 0
+    rows = assert_finished_run(out, "dpo", tiny / "tiny", 3, "loss")
+    # TRL's DPO metrics: the implicit rewards of chosen and rejected answers and their margin
+    assert any("rewards/margins" in r and "rewards/chosen" in r for r in rows)
+    assert read(out, "result.json")["config"]["beta"] == 0.2
+    assert_weights_changed(tiny / "tiny", out / "final")
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(out / "final").config.vocab_size > 0  # a plain policy folder
+
+
+@pytest.mark.parametrize("bad, message", [({"beta": 0}, "beta must be > 0"), ({"loss_type": "nope"}, "loss_type must be"),
+                                          ({"label_smoothing": 0.5}, "label_smoothing")])
+def test_dpo_config_is_validated(bad, message):
+    from cai_core.training.dpo import DPOJobConfig
+
+    with pytest.raises(ValueError, match=message):
+        DPOJobConfig(**{**default_config("dpo", model="m", output_dir="o", data="d.jsonl"), **bad}).validate()
 
 
 RL = dict(COMMON, response_length=8)

@@ -1,6 +1,7 @@
 """Training on the REAL embedded SmolLM2-135M (slow: minutes on 2 CPU cores).
 
 (a) reward model (2 steps) -> one PPO run (2 iterations) with it, policy = the embedded model;
+(a') DPO (3 steps) on the same preference rows;
 (b) SFT for 2 steps under `accelerate launch` with 2 CPU processes.
 Each prints its wall time (run pytest with -s to see them).
 """
@@ -94,6 +95,26 @@ def test_ppo_on_embedded_model(data, tmp_path):
     assert read(ppo, "status.json")["status"] == "finished"
     assert_weights_changed(base, ppo / "final")
     shutil.rmtree(tmp_path, ignore_errors=True)  # ~4 GB of checkpoints; pytest keeps 3 old basetemps
+
+
+def test_dpo_on_embedded_model(data, tmp_path):
+    """DPO from the real model: the implicit reward margin of chosen over rejected grows from 0
+    (policy = reference at step 1) as the policy learns the preference."""
+    from cai_core.models import embedded_model_dir
+
+    base = embedded_model_dir()
+    out = tmp_path / "dpo"
+    wall = _run([sys.executable, "-m", "cai_core.training.dpo", "--model", str(base), "--output-dir", str(out),
+                 "--data", str(data / "pref.jsonl"), "--max-steps", "3", "--per-device-batch-size", "2",
+                 "--learning-rate", "5e-5", "--max-length", "256", "--save-steps", "100"], timeout=600)
+    rows = metrics(out)
+    print(f"\nDPO, 3 steps x 2 pairs on SmolLM2-135M: {wall:.1f} s wall; margins "
+          f"{[round(r['rewards/margins'], 4) for r in rows]}")
+    assert read(out, "result.json")["status"] == "finished" and len(rows) == 3
+    assert abs(rows[0]["rewards/margins"]) < 1e-4  # the policy starts as the reference
+    assert rows[-1]["rewards/margins"] > 0.01 and rows[-1]["loss"] < rows[0]["loss"]
+    assert_weights_changed(base, out / "final")
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_sft_under_accelerate_two_processes(data, tmp_path):

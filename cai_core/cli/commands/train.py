@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ...types import RL_KINDS, TRAIN_KINDS
+from ...types import PREFERENCE_KINDS, RL_KINDS, TRAIN_KINDS
 from ..options import add_helpful_options, csv_list, progress_bar
 
 _RESOLVED = ("model", "output_dir", "snapshot_hash", "data", "prompts", "reward_model", "algorithm", "device")
@@ -19,6 +19,8 @@ _RESOLVED = ("model", "output_dir", "snapshot_hash", "data", "prompts", "reward_
 _SELECTION_HELP = {
     "sft": "trains on the final revisions of --sl-runs (default: the latest finished SL run)",
     "reward": "trains on the labels of --judge-runs (default: the latest finished judge run over training pairs)",
+    "dpo": "trains the policy (default: the latest SFT checkpoint) by DPO on the labels of --judge-runs (default: the "
+           "latest finished judge run over training pairs); no reward model",
     **{k: "trains on a prompt set's split (default: red-team, train) against --reward-model "
           "(default: the latest reward checkpoint), starting from the latest SFT checkpoint" for k in RL_KINDS},
 }
@@ -28,7 +30,7 @@ def register(sub, common) -> None:
     from ...training import config_class, default_config
     from ...training.config import add_arguments
 
-    tr = sub.add_parser("train", parents=[common], help="train SFT / reward / PPO / RLOO / GRPO as a subprocess job (resumes when re-issued)",
+    tr = sub.add_parser("train", parents=[common], help="train SFT / reward / DPO / PPO / RLOO / GRPO as a subprocess job (resumes when re-issued)",
                         description="Train as a subprocess job; re-issuing the same command resumes it, and the same "
                                     "selection of data finds the finished run (nothing is retrained).")
     kinds = tr.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -41,7 +43,7 @@ def register(sub, common) -> None:
             sel.add_argument("--sl-runs", help="comma-separated SL run ids (default: the latest finished SL run)")
             sel.add_argument("--include-flagged", action="store_true", help="keep revisions flagged as empty/repetitive/echo")
             add_helpful_options(sel)
-        elif kind == "reward":
+        elif kind in PREFERENCE_KINDS:
             sel.add_argument("--judge-runs", help="comma-separated judge run ids; several = an ensemble "
                                                   "(default: the latest finished judge run over training pairs)")
             sel.add_argument("--min-confidence", type=float, default=0.0, help="drop AI labels with |2p-1| below this")
@@ -52,7 +54,7 @@ def register(sub, common) -> None:
                              help="reward checkpoint id or folder (default: the latest reward checkpoint)")
         job = k.add_argument_group("job")
         job.add_argument("--base", help="model to start from: 'base', a checkpoint id, a folder "
-                                        "(default: base for sft/reward, the latest SFT checkpoint for RL)")
+                                        "(default: base for sft/reward, the latest SFT checkpoint for DPO and RL)")
         job.add_argument("--config", dest="train_config", metavar="FILE", help="JSON file of config fields (flags override it)")
         job.add_argument("--num-processes", type=int, default=1, help="data-parallel processes via accelerate launch")
         job.add_argument("--new-run", action="store_true", help="train again even if a run with these settings exists")
@@ -92,7 +94,7 @@ def _selection(args) -> dict:
         if args.helpful_runs:
             sel.update(helpful_runs=csv_list(args.helpful_runs), helpful_ratio=args.helpful_ratio)
         return sel
-    if args.kind == "reward":
+    if args.kind in PREFERENCE_KINDS:
         return {"judge_runs": csv_list(args.judge_runs), "min_confidence": args.min_confidence}
     return {"prompt_set": args.prompt_set, "split": None if args.split == "all" else args.split}
 
