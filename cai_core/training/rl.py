@@ -50,7 +50,7 @@ from .common import (
 from .config import JobConfig, parse_config
 from ..types import RLKind
 
-__all__ = ["RLJobConfig", "main"]
+__all__ = ["RLJobConfig", "vllm_arguments", "main"]
 
 
 @dataclass(kw_only=True)
@@ -67,6 +67,10 @@ class RLJobConfig(JobConfig):
     missing_eos_penalty: float = field(default=1.0, metadata={"help": "PPO: score penalty for replies without EOS."})
     num_ppo_epochs: int = field(default=4, metadata={"help": "PPO: optimisation passes over each rollout batch."})
     max_prompt_length: int = field(default=256, metadata={"help": "Prompts longer than this (tokens, templated) are dropped."})
+    use_vllm: bool = field(default=False, metadata={"help": "RLOO/GRPO: generate with vLLM (GPU machines with vllm installed)."})
+    vllm_mode: str = field(default="server", metadata={"help": "RLOO/GRPO with vLLM: 'server' (a `trl vllm-serve` process) or 'colocate'."})
+    vllm_server_base_url: str | None = field(default=None, metadata={"help": "RLOO/GRPO, vLLM server mode: its URL (default http://localhost:8000)."})
+    vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "RLOO/GRPO, vLLM colocate mode: tensor-parallel GPUs."})
 
     def validate(self) -> None:
         super().validate()
@@ -85,6 +89,34 @@ class RLJobConfig(JobConfig):
                 )
         if self.algorithm == "ppo" and self.num_ppo_epochs < 1:
             raise ValueError("num_ppo_epochs must be >= 1")
+        if self.use_vllm:
+            _check_vllm(self)
+
+
+def _check_vllm(cfg: "RLJobConfig") -> None:
+    import importlib.util
+
+    if cfg.algorithm == "ppo":
+        raise ValueError("use_vllm: TRL's PPO has no vLLM path; use rloo/grpo with vLLM, or export the snapshot "
+                         "and run PPO at scale elsewhere (README: Scale-out)")
+    if cfg.vllm_mode not in ("server", "colocate"):
+        raise ValueError(f"vllm_mode must be 'server' or 'colocate', not {cfg.vllm_mode!r}")
+    if cfg.vllm_tensor_parallel_size < 1:
+        raise ValueError("vllm_tensor_parallel_size must be >= 1")
+    if importlib.util.find_spec("vllm") is None:
+        raise ValueError("use_vllm needs the vllm package (a CUDA machine: pip install vllm), which is not installed")
+
+
+def vllm_arguments(cfg: "RLJobConfig") -> dict:
+    """The RLOO/GRPO config fields for generation with vLLM ({} without it)."""
+    if not cfg.use_vllm:
+        return {}
+    out: dict = {"use_vllm": True, "vllm_mode": cfg.vllm_mode}
+    if cfg.vllm_mode == "server" and cfg.vllm_server_base_url:
+        out["vllm_server_base_url"] = cfg.vllm_server_base_url
+    if cfg.vllm_mode == "colocate":
+        out["vllm_tensor_parallel_size"] = cfg.vllm_tensor_parallel_size
+    return out
 
 
 CONFIG_CLASS = RLJobConfig
@@ -263,6 +295,7 @@ def build_group(cfg: RLJobConfig, checkpoint: Path | None) -> Job:
         temperature=cfg.temperature,
         beta=cfg.kl_coef,
         log_completions=False,
+        **vllm_arguments(cfg),
     )
     trainer = Trainer(model=model, reward_funcs=reward_path, args=args, train_dataset=dataset,
                       processing_class=tokenizer)
