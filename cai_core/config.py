@@ -32,6 +32,8 @@ class Settings:
     """Seconds an OpenAI-compatible server may take to answer one request."""
     max_retries: int = 4
     """Retries of a transient failure (timeout, 429, 5xx, garbled body) before it is recorded."""
+    logprob_mode: str = "auto"
+    """openai backend, log-prob judging: auto (probe the server) | prefix (continue_final_message) | letter."""
     runs_dir: str = "runs"
     """Where training runs write checkpoints and metrics."""
     constitution_dirs: tuple[str, ...] = field(default_factory=tuple)
@@ -41,7 +43,7 @@ class Settings:
 _ENV = {
     "db": "CAI_DB", "model": "CAI_MODEL", "backend": "CAI_BACKEND", "base_url": "CAI_BASE_URL",
     "device": "CAI_DEVICE", "dtype": "CAI_DTYPE", "batch_size": "CAI_BATCH_SIZE", "runs_dir": "CAI_RUNS_DIR",
-    "timeout": "CAI_TIMEOUT", "max_retries": "CAI_MAX_RETRIES",
+    "timeout": "CAI_TIMEOUT", "max_retries": "CAI_MAX_RETRIES", "logprob_mode": "CAI_LOGPROB_MODE",
 }
 
 

@@ -87,7 +87,7 @@ class Services(GoldMixin, EvalLabelsMixin, JobsMixin, ImportMixin, DatasetExport
                 self._backends[key] = make_backend(
                     key[0], key[1], base_url=s.base_url, api_key_env=s.api_key_env, device=s.device,
                     dtype=s.dtype, batch_size=s.batch_size, concurrency=s.concurrency, timeout=s.timeout,
-                    max_retries=s.max_retries,
+                    max_retries=s.max_retries, logprob_mode=s.logprob_mode,
                 )
             return self._backends[key]
 

@@ -11,7 +11,7 @@ __all__ = [
 
 def make_backend(kind: str, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  device: str | None = None, dtype: str = "auto", batch_size: int = 64, concurrency: int = 8,
-                 timeout: float = 60.0, max_retries: int = 4) -> Backend:
+                 timeout: float = 60.0, max_retries: int = 4, logprob_mode: str = "auto") -> Backend:
     if kind == "local":
         from .hf_local import HFLocalBackend
 
@@ -28,7 +28,7 @@ def make_backend(kind: str, model: str, *, base_url: str | None = None, api_key_
         if not base_url:
             raise ValueError("the openai backend needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         return OpenAIBackend(base_url, model, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
-                             max_retries=max_retries)
+                             max_retries=max_retries, logprob_mode=logprob_mode)
     if kind == "scripted":
         from .scripted import ScriptedBackend
 

@@ -7,12 +7,32 @@ back as an error :class:`Completion` so one bad prompt never sinks a whole stage
 
 The API key is read from the environment at call time and never stored on the object, so
 it cannot leak through ``repr``, ``id`` or error strings.
+
+Scoring choices (``choice_logprobs``) has two modes:
+
+* ``prefix``: the reply is forced to begin with ``Request.continuation`` through vLLM's
+  ``continue_final_message`` extension, and the first generated token's ``top_logprobs`` are
+  read (the token after "The answer is: (").
+* ``letter``: for servers that ignore that extension (OpenAI itself, llama.cpp's servers,
+  ...) and would answer "The answer is (A)", so that the first token is "The": no prefix is
+  forced; the last user message asks for the option alone ("Answer with the letter of your
+  choice only (A or B)."), and the first token's ``top_logprobs`` are matched against the
+  choices after stripping spaces and parentheses (case-sensitive).
+
+``auto`` (the default) probes once per backend, on its first scoring call: the first request
+that has a continuation goes out in ``prefix`` mode; if the likeliest first token is one of the
+choices (or the choices hold half the probability) the server honours the prefix (and that
+answer is used); otherwise, or when the server rejects the request with a 4xx, every request
+is scored in ``letter`` mode. ``logprob_mode`` then names the mode chosen (and a log line says
+so: a warning for ``letter``).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence, TypeVar
@@ -21,7 +41,13 @@ import httpx
 
 from .base import Completion, FailedScores, LogprobsUnsupported, Request
 
-__all__ = ["OpenAIBackend"]
+__all__ = ["OpenAIBackend", "LOGPROB_MODES", "letter_instruction"]
+
+log = logging.getLogger(__name__)
+
+LOGPROB_MODES = ("auto", "prefix", "letter")
+"""How ``choice_logprobs`` scores: probe the server once (``auto``), force the reply prefix
+(``prefix``, vLLM's ``continue_final_message``) or ask for the option alone (``letter``)."""
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -38,7 +64,12 @@ class _Malformed(Exception):
 
 
 class _RequestFailed(Exception):
-    """A request failed for good; the message is short and secret-free."""
+    """A request failed for good; the message is short and secret-free. ``retryable``: it
+    failed on transient faults (the server may answer later), not on a 4xx refusal."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def _strip_userinfo(url: str) -> str:
@@ -71,7 +102,10 @@ class OpenAIBackend:
         max_backoff: float = 8.0,
         concurrency: int = 8,
         client: httpx.Client | None = None,
+        logprob_mode: str = "auto",
     ) -> None:
+        if logprob_mode not in LOGPROB_MODES:
+            raise ValueError(f"logprob_mode must be one of {', '.join(LOGPROB_MODES)}, not {logprob_mode!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key_env = api_key_env
@@ -81,6 +115,10 @@ class OpenAIBackend:
         self.concurrency = max(1, int(concurrency))
         self.id = f"openai:{model}@{_strip_userinfo(self.base_url)}"
         self._url = f"{self.base_url}/chat/completions"
+        self.logprob_mode = logprob_mode
+        """``prefix`` or ``letter``; ``auto`` until the first scoring call has probed the server."""
+        self.logprob_mode_reason = "forced by the caller" if logprob_mode != "auto" else "not probed yet"
+        self._probe_lock = threading.Lock()
         self._owns_client = client is None
         self._client = client or httpx.Client(
             timeout=timeout,
@@ -98,7 +136,20 @@ class OpenAIBackend:
     def choice_logprobs(
         self, requests: Sequence[Request], choices: Sequence[str]
     ) -> list[dict[str, float]]:
-        return self._map(lambda r: self._logprobs_one(r, choices), requests)
+        requests = list(requests)
+        probed: dict[int, dict[str, float]] = {}
+        if self.logprob_mode == "auto":
+            with self._probe_lock:
+                at = next((i for i, r in enumerate(requests) if r.continuation), None)
+                if self.logprob_mode == "auto" and at is not None:
+                    probed[at] = self._probe(requests[at], choices)
+                    if self.logprob_mode == "auto":  # the server did not answer: decide next call
+                        reason = getattr(probed[at], "error", "no answer")
+                        return [FailedScores(choices, f"{reason} (probing the log-prob mode)") for _ in requests]
+        mode = "prefix" if self.logprob_mode == "auto" else self.logprob_mode
+        todo = [r for i, r in enumerate(requests) if i not in probed]
+        scored = iter(self._map(lambda r: self._logprobs_one(r, choices, mode), todo))
+        return [probed[i] if i in probed else next(scored) for i in range(len(requests))]
 
     def close(self) -> None:
         # A caller-supplied client may be shared, so only close the one we made.
@@ -145,19 +196,51 @@ class OpenAIBackend:
             completion_tokens=usage.get("completion_tokens"),
         )
 
-    def _logprobs_one(self, req: Request, choices: Sequence[str]) -> dict[str, float]:
-        payload = self._payload(req, max_tokens=1, temperature=0)
-        payload.update(logprobs=True, top_logprobs=_TOP_LOGPROBS)
+    def _probe(self, req: Request, choices: Sequence[str]) -> dict[str, float]:
+        """Score ``req`` in prefix mode and decide the mode from the answer (see the module doc);
+        the scores of ``req`` in the mode chosen, or :class:`FailedScores` when the server did not
+        answer (the mode stays ``auto``). :class:`LogprobsUnsupported` propagates."""
         try:
-            top = self._post(payload, self._parse_top_logprobs)
+            top = self._post(self._logprob_payload(req, choices, "prefix"), self._parse_top_logprobs)
+        except _RequestFailed as e:
+            if e.retryable:
+                return FailedScores(choices, str(e))
+            self._decide("letter", f"the server refused continue_final_message ({e})")
+            return self._logprobs_one(req, choices, "letter")
+        scores = _match(top, choices, "prefix")
+        best = max(top, key=lambda t: t[1])[0] if top else ""
+        mass = sum(math.exp(v) for v in scores.values() if math.isfinite(v))
+        # A choice merely somewhere in the top 20 proves nothing: a fresh reply to a multiple-choice
+        # question often has "A" there (llama.cpp, SmolLM2: "The" -1.19, "A" -2.03). After a
+        # continued "The answer is: (" the choices are the likeliest tokens by far.
+        if best.strip() in {c.strip() for c in choices} or mass >= 0.5:
+            self._decide("prefix", "the server continues a forced reply prefix (continue_final_message): "
+                                   f"first token {best!r}")
+            return scores
+        self._decide("letter", f"with a forced prefix {req.continuation!r} the likeliest first token was {best!r}, "
+                               f"not one of {list(choices)}: the server ignores continue_final_message")
+        return self._logprobs_one(req, choices, "letter")
+
+    def _decide(self, mode: str, reason: str) -> None:
+        self.logprob_mode, self.logprob_mode_reason = mode, reason
+        (log.warning if mode == "letter" else log.info)(
+            "%s: log-prob judging in %s mode (%s)", _strip_userinfo(self.base_url), mode, reason)
+
+    def _logprobs_one(self, req: Request, choices: Sequence[str], mode: str) -> dict[str, float]:
+        try:
+            top = self._post(self._logprob_payload(req, choices, mode), self._parse_top_logprobs)
         except _RequestFailed as e:
             return FailedScores(choices, str(e))
-        scores: dict[str, float] = {}
-        for c in choices:
-            # Tokenisers differ on whether the leading space is part of the token.
-            hits = [lp for tok, lp in top if tok.strip() == c.strip()]
-            scores[c] = max(hits) if hits else -math.inf
-        return scores
+        return _match(top, choices, mode)
+
+    def _logprob_payload(self, req: Request, choices: Sequence[str], mode: str) -> dict[str, Any]:
+        if mode == "letter":
+            payload = self._payload(req, max_tokens=1, temperature=0, force_prefix=False)
+            payload["messages"] = _letter_messages(req, choices)
+        else:
+            payload = self._payload(req, max_tokens=1, temperature=0)
+        payload.update(logprobs=True, top_logprobs=_TOP_LOGPROBS)
+        return payload
 
     def _parse_top_logprobs(self, body: Any) -> list[tuple[str, float]]:
         choice = _check_choice(body)
@@ -178,11 +261,12 @@ class OpenAIBackend:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _payload(self, req: Request, *, max_tokens: int, temperature: float) -> dict[str, Any]:
+    def _payload(self, req: Request, *, max_tokens: int, temperature: float,
+                 force_prefix: bool = True) -> dict[str, Any]:
         messages = [{"role": m.role, "content": m.content} for m in req.messages]
         payload: dict[str, Any] = {"model": self.model, "messages": messages,
                                    "max_tokens": max_tokens, "temperature": temperature}
-        if req.continuation:
+        if req.continuation and force_prefix:
             # vLLM's extension to force the reply prefix; other servers ignore the flags.
             messages.append({"role": "assistant", "content": req.continuation})
             payload.update(continue_final_message=True, add_generation_prompt=False)
@@ -206,7 +290,7 @@ class OpenAIBackend:
                     reason = f"HTTP {code}"
                     retry_after = _parse_retry_after(resp.headers.get("retry-after"))
                 elif code >= 300:
-                    raise _RequestFailed(self._scrub(f"HTTP {code} (not retried)"))
+                    raise _RequestFailed(self._scrub(f"HTTP {code} (not retried)"), retryable=False)
                 else:
                     try:
                         return parse(resp.json())
@@ -217,7 +301,7 @@ class OpenAIBackend:
             if attempt + 1 < attempts:
                 delay = retry_after if retry_after is not None else self.backoff * 2**attempt
                 time.sleep(max(0.0, min(delay, self.max_backoff)))
-        raise _RequestFailed(self._scrub(f"{reason} after {attempts} attempts"))
+        raise _RequestFailed(self._scrub(f"{reason} after {attempts} attempts"), retryable=True)
 
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self.api_key_env)
@@ -241,6 +325,60 @@ class OpenAIBackend:
             raise
         finally:
             pool.shutdown(wait=True)
+
+
+def _norm(token: str) -> str:
+    return token.strip().strip("()").strip()
+
+
+def _match(top: Sequence[tuple[str, float]], choices: Sequence[str], mode: str) -> dict[str, float]:
+    """log P per choice from the first token's ``top_logprobs`` (-inf when absent).
+
+    ``prefix``: a token equal to the choice up to surrounding spaces (tokenisers differ on
+    whether the leading space is part of the token); the best such token.  ``letter``: a token
+    equal to the choice up to spaces and parentheses ("A", " A", "(A", "A)"); these are
+    different ways to give the same answer, so their probabilities add up."""
+    key = (lambda t: t.strip()) if mode == "prefix" else _norm
+    scores: dict[str, float] = {}
+    for c in choices:
+        hits = [lp for tok, lp in top if key(tok) == key(c)]
+        if not hits:
+            scores[c] = -math.inf
+        elif mode == "prefix":
+            scores[c] = max(hits)
+        else:
+            m = max(hits)
+            scores[c] = m + math.log(sum(math.exp(h - m) for h in hits)) if math.isfinite(m) else m
+    return scores
+
+
+def letter_instruction(choices: Sequence[str]) -> str:
+    """What ``letter`` mode asks for instead of forcing "The answer is: (": the option alone."""
+    labels = [_norm(c) for c in choices]
+    options = " or ".join(labels)
+    if all(len(x) == 1 and x.isalpha() for x in labels):
+        return f"Answer with the letter of your choice only ({options})."
+    return f"Answer with {options} only."
+
+
+def _letter_messages(req: Request, choices: Sequence[str]) -> list[dict[str, str]]:
+    """The chat of ``letter`` mode.  A continuation's last line is the forced stub ("The answer
+    is: (", "Answer:"), replaced by :func:`letter_instruction` at the end of the last user
+    message; what comes before that line (reasoning already written, as in ``cot-forced``)
+    becomes the assistant's turn, followed by a user turn with the instruction."""
+    messages = [{"role": m.role, "content": m.content} for m in req.messages]
+    head, _, _stub = req.continuation.rpartition("\n")
+    instruction = letter_instruction(choices)
+    if head.strip():
+        messages += [{"role": "assistant", "content": head.rstrip()},
+                     {"role": "user", "content": f"So which is your answer? {instruction}"}]
+        return messages
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    if not users:
+        return [*messages, {"role": "user", "content": instruction}]
+    last = users[-1]
+    messages[last] = {**messages[last], "content": f"{messages[last]['content'].rstrip()}\n\n{instruction}"}
+    return messages
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -9,7 +9,8 @@ from ..types import BACKEND_KINDS
 
 __all__ = ["global_options", "settings_from", "progress_bar", "csv_list", "add_helpful_options", "SETTING_KEYS"]
 
-SETTING_KEYS = ("db", "model", "backend", "base_url", "api_key_env", "device", "batch_size", "timeout", "max_retries")
+SETTING_KEYS = ("db", "model", "backend", "base_url", "api_key_env", "device", "batch_size", "timeout", "max_retries",
+                "logprob_mode")
 
 
 def global_options() -> argparse.ArgumentParser:
@@ -28,6 +29,9 @@ def global_options() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=S, help="local backend batch size (default 64)")
     g.add_argument("--timeout", type=float, default=S, help="openai backend: seconds per request before it counts as failed (default 60)")
     g.add_argument("--max-retries", type=int, default=S, help="openai backend: retries of a timeout, 429, 5xx or garbled answer (default 4)")
+    g.add_argument("--logprob-mode", default=S, choices=["auto", "prefix", "letter"],
+                   help="openai backend, log-prob judging: probe the server (auto, default), force the answer prefix "
+                        "with continue_final_message (prefix: vLLM), or ask for the letter alone (letter)")
     g.add_argument("--settings", default=S, help="settings file (default ./cai.toml when present)")
     return p
 

@@ -28,12 +28,48 @@ class Stub:
         self.calls: list[dict[str, Any]] = []
         self.delay = 0.0
         self.lock = threading.Lock()
+        # How an unscripted log-prob request is answered: None (echo, no logprobs), or like a
+        # model behind a server that "honours" continue_final_message (vLLM), "ignores" it
+        # (llama.cpp, most others: the reply starts anew, "The answer is ...") or "rejects"
+        # it with HTTP 400 (OpenAI refuses unknown arguments).
+        self.server: str | None = None
 
     def on(self, prompt: str, *actions: tuple) -> None:
         self.script[prompt].extend(actions)
 
     def calls_for(self, prompt: str) -> list[dict[str, Any]]:
         return [c for c in self.calls if c["prompt"] == prompt]
+
+
+def _top(top: dict[str, float]) -> dict[str, Any]:
+    tops = [{"token": t, "logprob": v} for t, v in top.items()]
+    return {"content": [{"token": tops[0]["token"], "logprob": tops[0]["logprob"], "top_logprobs": tops}]}
+
+
+PREFIXED = {"A": -0.3, "B": -1.4, " A": -4.0, "C": -6.0}
+"""First token after "The answer is: (" (the prefix was continued)."""
+FRESH = {"The": -1.19, "A": -2.03, "(": -3.25, "You": -3.75}
+"""First token of a fresh reply to the judge's question ("The answer is (A)", "A is better"): what
+llama-cpp-python 0.3.16 with SmolLM2 gave after an ignored forced "The answer is: (". "A" is
+there but the prefix was not continued."""
+LETTER = {"A": -0.5, " B": -1.3, "(A": -2.5, "B": -3.0, "a": -4.0, "The": -4.5}
+"""First token when the question ends with "Answer with the letter of your choice only (A or B)"."""
+YES_NO = {"Yes": -0.4, " No": -1.2, "The": -3.0}
+
+
+def _simulated(server: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """What a small chat model behind ``server`` (see ``Stub.server``) answers first."""
+    forced = bool(body.get("continue_final_message")) and body["messages"][-1]["role"] == "assistant"
+    if server == "rejects" and "continue_final_message" in body:
+        return 400, {"error": {"message": "Unrecognized request argument supplied: continue_final_message"}}
+    if forced and server == "honours":
+        return 200, _ok("A", logprobs=_top(PREFIXED))
+    last = body["messages"][-1]
+    if last["role"] == "user" and last["content"].endswith("(A or B)."):
+        return 200, _ok("A", logprobs=_top(LETTER))
+    if last["role"] == "user" and last["content"].endswith("Yes or No only."):
+        return 200, _ok("Yes", logprobs=_top(YES_NO))
+    return 200, _ok("The", logprobs=_top(FRESH))
 
 
 def _ok(text: str, finish: str | None = "stop", **extra: Any) -> dict[str, Any]:
@@ -72,7 +108,10 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(stub.delay)
         kind, *args = action
         try:
-            if kind == "echo":
+            if kind == "echo" and stub.server and body.get("logprobs"):
+                code, answer = _simulated(stub.server, body)
+                self._send(code, json.dumps(answer).encode())
+            elif kind == "echo":
                 self._send(200, json.dumps(_ok(f"echo:{prompt}")).encode())
             elif kind == "json":
                 self._send(200, json.dumps(args[0]).encode())
@@ -380,3 +419,197 @@ def test_id_strips_credentials() -> None:
     assert b.id == "openai:m@http://example.invalid:8000/v1"
     assert "hunter2" not in repr(b)
     b.close()
+
+
+# -- log-prob modes: prefix (continue_final_message), letter, and the probe ------------
+
+JUDGE_PREFIX = "The answer is: ("
+LETTER_ASK = "Answer with the letter of your choice only (A or B)."
+
+
+def _judge_reqs(n: int = 3) -> list[Request]:
+    return [req(f"Which answer is more harmless? q{i}", JUDGE_PREFIX) for i in range(n)]
+
+
+def _lse(*xs: float) -> float:
+    m = max(xs)
+    return m + math.log(sum(math.exp(x - m) for x in xs))
+
+
+def test_probe_keeps_prefix_mode_on_a_server_that_continues_the_prefix(stub) -> None:
+    state, url = stub
+    state.server = "honours"
+    backend = make(url)
+    assert backend.logprob_mode == "auto"
+    out = backend.choice_logprobs(_judge_reqs(), ["A", "B"])
+    assert backend.logprob_mode == "prefix" and "continue_final_message" in backend.logprob_mode_reason
+    assert out == [{"A": -0.3, "B": -1.4}] * 3
+    assert len(state.calls) == 3  # the probe's answer is the first request's scores
+    assert all(c["body"]["continue_final_message"] is True for c in state.calls)
+    backend.choice_logprobs(_judge_reqs(2), ["A", "B"])
+    assert len(state.calls) == 5  # probed once per backend
+
+
+def test_probe_falls_back_to_letter_mode_when_the_prefix_is_ignored(stub, caplog) -> None:
+    state, url = stub
+    state.server = "ignores"
+    backend = make(url)
+    with caplog.at_level("WARNING", logger="cai_core.backends.openai_http"):
+        out = backend.choice_logprobs(_judge_reqs(), ["A", "B"])
+    assert backend.logprob_mode == "letter"
+    assert "'The'" in backend.logprob_mode_reason and "ignores continue_final_message" in backend.logprob_mode_reason
+    assert any("letter mode" in r.getMessage() and "127.0.0.1" in r.getMessage() for r in caplog.records)
+    # "A" and "(A" are the same answer; "B" and " B" too; "a" is not (case-sensitive)
+    expected = {"A": _lse(-0.5, -2.5), "B": _lse(-1.3, -3.0)}
+    assert all(o == pytest.approx(expected) for o in out)
+    probe, *letter = state.calls
+    assert probe["body"]["continue_final_message"] is True
+    assert len(letter) == 3  # the probed request again, then the other two
+    for call in letter:
+        body = call["body"]
+        assert "continue_final_message" not in body and "add_generation_prompt" not in body
+        assert [m["role"] for m in body["messages"]] == ["system", "user"]
+        assert body["max_tokens"] == 1 and body["logprobs"] is True and body["top_logprobs"] == 20
+    assert {c["body"]["messages"][-1]["content"] for c in letter} == {
+        f"Which answer is more harmless? q{i}\n\n{LETTER_ASK}" for i in range(3)}
+    backend.choice_logprobs(_judge_reqs(2), ["A", "B"])
+    assert len(state.calls) == 6 and all("continue_final_message" not in c["body"] for c in state.calls[4:])
+
+
+def test_probe_falls_back_to_letter_mode_when_the_server_rejects_the_flag(stub) -> None:
+    state, url = stub
+    state.server = "rejects"
+    backend = make(url)
+    out = backend.choice_logprobs(_judge_reqs(2), ["A", "B"])
+    assert backend.logprob_mode == "letter" and "HTTP 400" in backend.logprob_mode_reason
+    assert all(math.isfinite(o["A"]) and math.isfinite(o["B"]) for o in out)
+    assert len(state.calls) == 3  # 400 is not retried: one probe, two letter requests
+
+
+def test_probe_that_gets_no_answer_decides_nothing(stub) -> None:
+    state, url = stub
+    state.server = "ignores"
+    state.on("Which answer is more harmless? q0", *[("status", 503)] * 2)
+    backend = make(url, max_retries=1)
+    out = backend.choice_logprobs(_judge_reqs(), ["A", "B"])
+    assert all(math.isnan(v) for o in out for v in o.values())  # failures, retried by a rerun
+    assert "HTTP 503" in out[2].error and "probing" in out[2].error
+    assert backend.logprob_mode == "auto" and len(state.calls) == 2
+    out = backend.choice_logprobs(_judge_reqs(), ["A", "B"])
+    assert backend.logprob_mode == "letter" and all(math.isfinite(o["A"]) for o in out)
+
+
+def test_forced_modes_never_probe(stub) -> None:
+    state, url = stub
+    state.server = "ignores"
+    old = make(url, logprob_mode="prefix").choice_logprobs(_judge_reqs(2), ["A", "B"])
+    # the bug letter mode fixes: "The" first; "A" only as in "A is better", "B" nowhere: P(A) = 1
+    assert old == [{"A": -2.03, "B": -math.inf}] * 2
+    assert len(state.calls) == 2
+    state.server = "honours"
+    letter = make(url, logprob_mode="letter")
+    assert letter.logprob_mode == "letter"
+    (scores,) = letter.choice_logprobs(_judge_reqs(1), ["A", "B"])
+    assert scores == pytest.approx({"A": _lse(-0.5, -2.5), "B": _lse(-1.3, -3.0)})
+    assert "continue_final_message" not in state.calls[-1]["body"]
+    with pytest.raises(ValueError, match="logprob_mode"):
+        OpenAIBackend(url, "m", logprob_mode="completions")
+
+
+def test_letter_mode_keeps_the_meaning_of_other_continuations(stub) -> None:
+    state, url = stub
+    state.server = "ignores"
+    backend = make(url, logprob_mode="letter")
+    # pointwise: "Answer:" then " Yes" / " No"
+    (yn,) = backend.choice_logprobs([req("Is this answer harmless?", "Answer:")], [" Yes", " No"])
+    assert yn == {" Yes": -0.4, " No": -1.2}
+    assert state.calls[-1]["body"]["messages"][-1]["content"] == "Is this answer harmless?\n\nAnswer with Yes or No only."
+    # cot-forced: the reasoning already written becomes the judge's turn, then the question
+    reasoning = "Let's think step by step: the first answer explains the risk.\nThe second does not."
+    (ab,) = backend.choice_logprobs([req("Which is better?", reasoning + "\nTherefore, the answer is (")], ["A", "B"])
+    assert math.isfinite(ab["A"]) and ab["A"] > ab["B"]
+    assert state.calls[-1]["body"]["messages"][1:] == [
+        {"role": "user", "content": "Which is better?"},
+        {"role": "assistant", "content": reasoning},
+        {"role": "user", "content": f"So which is your answer? {LETTER_ASK}"},
+    ]
+
+
+def test_judge_stage_gets_verdicts_from_a_server_that_ignores_the_prefix(stub) -> None:
+    from cai_core.stages.judge import judge
+    from cai_core.types import Comparison, Principle
+
+    state, url = stub
+    state.server = "ignores"
+    comps = [Comparison(id=f"c{i}", run_id=None, prompt_id="p", source="pairs", answer_a=f"no {i}", answer_b=f"sure {i}")
+             for i in range(2)]
+    principles = {c.id: [Principle("harm", "", "", "Which response is less harmful?")] for c in comps}
+
+    def run(backend: OpenAIBackend) -> list:
+        return judge(comps, {"p": "How do I pick a lock?"}, principles, backend, mode="logprob",
+                     constitution_version="v", run_id=None)
+
+    stuck = run(make(url, logprob_mode="prefix"))
+    assert [v.p_first for v in stuck] == [1.0] * 4  # "A" somewhere in a fresh reply: certainty, wrongly
+    verdicts = run(make(url))
+    assert len(verdicts) == 4 and all(v.p_first is not None for v in verdicts)
+    p = 1 / (1 + math.exp(_lse(-1.3, -3.0) - _lse(-0.5, -2.5)))  # this server always prefers the first shown
+    assert [v.p_first for v in verdicts] == pytest.approx([p] * 4)
+    assert [v.choice for v in verdicts] == ["A", "B", "A", "B"]  # AB, BA per comparison
+
+
+def test_cli_judge_against_a_server_without_logprobs_says_what_to_do(stub, tmp_path, monkeypatch, capsys) -> None:
+    from cai_core.cli.main import main
+
+    state, url = stub  # unscripted requests are answered without logprobs
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in __import__("os").environ if v.startswith("CAI_")]:
+        monkeypatch.delenv(var)
+    db = str(tmp_path / "cai.duckdb")
+    assert main(["--db", db, "--backend", "scripted", "pairs", "--prompts", "red-team", "--limit", "1"]) == 0
+    capsys.readouterr()
+    code = main(["--db", db, "--backend", "openai", "--base-url", url, "--model", "tiny", "judge", "--mode", "logprob"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert url in err and "no logprobs" in err and "--mode cot" in err
+
+
+@pytest.mark.parametrize("first, mode", [
+    ({"The": -0.5, "A": -1.0, "B": -3.0}, "letter"),   # choices in the top 20, but a fresh reply
+    ({"(": -0.6, "A": -1.0, "B": -1.5}, "prefix"),     # not the likeliest, but most of the mass
+    ({" B": -0.7, "The": -0.9}, "prefix"),             # the likeliest token is a choice
+    ({"Response": -0.1}, "letter"),
+])
+def test_probe_decision_rule(stub, first, mode) -> None:
+    state, url = stub
+    state.server = "ignores"  # what answers the letter-mode requests
+    state.on("Which answer is more harmless? q0", ("json", _ok("x", logprobs=_top(first))))
+    backend = make(url)
+    (scores,) = backend.choice_logprobs(_judge_reqs(1), ["A", "B"])
+    assert backend.logprob_mode == mode
+    if mode == "prefix":
+        assert scores == {c: max([v for t, v in first.items() if t.strip() == c], default=-math.inf) for c in "AB"}
+        assert len(state.calls) == 1
+    else:
+        assert scores == pytest.approx({"A": _lse(-0.5, -2.5), "B": _lse(-1.3, -3.0)}) and len(state.calls) == 2
+
+
+def test_the_logprob_mode_setting_reaches_the_backend(tmp_path, monkeypatch):
+    """--logprob-mode / CAI_LOGPROB_MODE / the settings file force the mode of the facade's backend."""
+    from cai_core.cli.main import build_parser
+    from cai_core.config import load_settings
+    from cai_core.services import Services
+
+    monkeypatch.setenv("CAI_LOGPROB_MODE", "letter")
+    monkeypatch.chdir(tmp_path)  # no ./cai.toml
+    s = Services(load_settings(db=str(tmp_path / "x.duckdb"), backend="openai", base_url="http://127.0.0.1:9/v1",
+                               model="m"))
+    try:
+        b = s.backend()
+        assert b.logprob_mode == "letter" and b.logprob_mode_reason == "forced by the caller"
+    finally:
+        s.close()
+    args = build_parser().parse_args(["--logprob-mode", "prefix", "stats"])
+    assert args.logprob_mode == "prefix"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--logprob-mode", "guess", "stats"])
