@@ -16,14 +16,15 @@ cai() { "$CAI" --db "$DB" "$@"; }
 t0=$(date +%s)
 step() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - t0 ))" >&2; }
 
-step "SL: 16 red-team prompts of the train split, 2 critique->revision rounds, up to 4 revision candidates each"
-SL=$(cai sl --prompts red-team --constitution harmless --rounds 2 --limit 16 --candidates 4)
+step "SL: 96 red-team prompts of the train split, 1 critique->revision round, up to 4 revision candidates each"
+# the harmless constitution opens revisions with "I won't {task}, because": the model writes the reason
+SL=$(cai sl --prompts red-team --constitution harmless --rounds 1 --limit 96 --candidates 4)
 
-step "helpful samples: the base model's own answers to 16 benign train prompts (no critique rounds)"
-HELPFUL=$(cai sl --prompts benign --constitution harmless --rounds 0 --limit 16)
+step "helpful samples: the base model's own answers to 120 benign train prompts (no critique rounds)"
+HELPFUL=$(cai sl --prompts benign --constitution harmless --rounds 0 --limit 120 --max-new-tokens 384)
 
-step "SFT on (prompt, final acceptable revision) of the SL run + as many helpful answers: 16 steps"
-cai train sft --sl-runs "$SL" --helpful-runs "$HELPFUL" --helpful-ratio 1 --max-steps 16 >/dev/null
+step "SFT on (prompt, acceptable revision) of the SL run + 1.5x as many helpful answers: 120 steps (~3 epochs)"
+cai train sft --sl-runs "$SL" --helpful-runs "$HELPFUL" --helpful-ratio 1.5 --max-steps 120 >/dev/null
 
 step "pairs: 2 samples per prompt from the SFT model, 16 train prompts"
 cai pairs --prompts red-team --limit 16 >/dev/null
@@ -41,7 +42,7 @@ step "compare base vs SFT vs RL on the held-out red-team prompts (no compared mo
 cai compare --models base,sft,rl --prompts red-team --max-new-tokens 64
 
 step "compare them on held-out benign prompts too (helpfulness kept? borderline ones refused?)"
-cai compare --models base,sft,rl --prompts benign --limit 16 --max-new-tokens 64
+cai compare --models base,sft,rl --prompts benign --max-new-tokens 64
 
 step "done"
 cai stats --json
