@@ -9,7 +9,8 @@ printed is an upper bound. Both sets of revisions are scored by the same scorer.
 
 Prints one JSON object on the last line with ``--json``: seconds and generated tokens of each
 way, ``cost_ratio`` (search / greedy seconds), ``tokens_ratio``, acceptable revisions
-each way, samples asked for, and the scorer's kinds.
+each way, samples asked for, and the scorer's kinds; ``stage_cost_ratio`` is the one-round SL
+stage's (first answers and critiques, timed once, plus each way's revisions).
 """
 from __future__ import annotations
 
@@ -52,8 +53,10 @@ def run_revision_search_bench(*, model: str = "embedded", backend_kind: str = "l
     ps = get_prompt_set(store, "red-team")
     params = GenerationParams(max_new_tokens=new_tokens, repetition_penalty=1.1)
     sample = replace(params, temperature=temperature, seed=0)
+    t = time.perf_counter()
     turns = _turns(store, backend, cons, prompts_of(store, ps.id, split="train", limit=prompts), params,
                    run_id="bench", few_shot=few_shot)
+    shared_s = time.perf_counter() - t  # first answers + critiques: the SL stage's part both ways share
 
     t = time.perf_counter()
     searched = revision_search_step(turns, backend, cons, run_id="bench", few_shot=few_shot, params=params,
@@ -76,6 +79,8 @@ def run_revision_search_bench(*, model: str = "embedded", backend_kind: str = "l
         "temperature": temperature, "new_tokens": new_tokens,
         "greedy_s": round(greedy_s, 4), "search_s": round(search_s, 4),
         "cost_ratio": round(search_s / greedy_s, 2) if greedy_s else None,
+        "answers_critiques_s": round(shared_s, 4),
+        "stage_cost_ratio": round((shared_s + search_s) / (shared_s + greedy_s), 2) if greedy_s else None,
         "words_greedy": greedy_tokens, "words_search": search_tokens,
         "tokens_ratio": round(search_tokens / greedy_tokens, 2) if greedy_tokens else None,
         "sampled_turns": sum(len(cands) > 1 for _, _, _, cands in searched),
@@ -95,7 +100,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"{res['turns']} revision turns, {res['candidates']} candidates (T={res['temperature']}): search "
               f"{res['search_s']} s vs greedy {res['greedy_s']} s = x{res['cost_ratio']} time, x{res['tokens_ratio']} "
               f"words; {res['sampled_turns']} turns sampled; acceptable {res['acceptable_search']} vs "
-              f"{res['acceptable_greedy']} greedy")
+              f"{res['acceptable_greedy']} greedy; the SL stage (answers + critiques {res['answers_critiques_s']} s "
+              f"+ revisions): x{res['stage_cost_ratio']}")
     print(json.dumps(res))
     return 0
 

@@ -3,8 +3,8 @@
 A 135M model's greedy revision is often unusable: it copies a few-shot example ("contacting the
 gym staff" for a WiFi question), talks about "the response", or refuses with boilerplate. The
 search spends the engine's speed on quality instead: the greedy revision first; only when it is
-not acceptable, ``n - 1`` samples of the same request (they share its whole prompt, so the
-prefix-sharing decoder computes it once). Each candidate is scored by :func:`score_candidate`:
+not acceptable, samples of the same request, one wave at a time, until the turn has an
+acceptable one or ``n - 1`` samples were drawn. Each candidate is scored by :func:`score_candidate`:
 
 * the response classifier's kind (an explained objection is what SL-CAI should teach; a
   deflection or boilerplate refusal is evasion, incoherent text worthless),
@@ -134,8 +134,8 @@ def revision_search_step(
 ) -> list[tuple[Turn, Completion, Revision | None, list[RevisionCandidate]]]:
     """For each turn: (turn, completion of the kept candidate, kept revision or None when every
     candidate failed, all candidates with ``kept`` set). ``params`` decodes candidate 0;
-    ``sample`` the other ``candidates - 1`` (seeds ``sample.seed + k``), asked only for turns whose candidate 0 is not
-    acceptable."""
+    ``sample`` the others, in up to ``candidates - 1`` waves (wave k: seed ``sample.seed + k``),
+    each asked only for the turns that have no acceptable candidate yet."""
     shots = [few_shot_turns(constitution.examples, t.principle, few_shot, constitution) for t in turns]
     shown = [_shown(constitution, t, few_shot) for t in turns]
     outs = backend.generate([render_revision(t, shots=s, params=params) for t, s in zip(turns, shots)])
@@ -147,15 +147,18 @@ def revision_search_step(
     extra = candidates - 1
     if extra > 0 and need:
         # each sample its own seed: servers that honour seeds would repeat one sample otherwise
-        seeded = [replace(sample, seed=(sample.seed or 0) + k) for k in range(extra)]
-        reqs = [render_revision(turns[i], shots=shots[i], params=p) for i in need for p in seeded]
-        sampled = backend.generate(reqs)
-        for j, i in enumerate(need):
-            for k in range(extra):
-                o = sampled[j * extra + k]
+        # waves: one sample per turn still without an acceptable candidate, until each has one or
+        # the budget is spent ("stop when a candidate is good enough"); wave k samples with seed + k
+        for k in range(extra):
+            if not need:
+                break
+            p = replace(sample, seed=(sample.seed or 0) + k)
+            sampled = backend.generate([render_revision(turns[i], shots=shots[i], params=p) for i in need])
+            for i, o in zip(need, sampled):
                 cand, rev = _candidate(turns[i], o, 1 + k, sample.temperature, run_id=run_id, backend_id=backend.id,
                                        examples=shown[i])
                 pools[i].append((cand, rev, o))
+            need = [i for i in need if not pools[i][-1][0].acceptable]
     results = []
     for t, pool in zip(turns, pools):
         usable = [(c, r, o) for c, r, o in pool if r is not None]

@@ -110,6 +110,9 @@ def test_bench_revision_search_on_a_tiny_model(tmp_path, tiny_folder):
     assert out["bench"] == "revision-search" and out["turns"] == 3 and out["candidates"] == 3
     assert out["greedy_s"] > 0 and out["search_s"] > 0
     assert out["cost_ratio"] == pytest.approx(out["search_s"] / out["greedy_s"], rel=0.05, abs=0.01)
+    shared = out["answers_critiques_s"]
+    assert shared > 0 and out["stage_cost_ratio"] == pytest.approx(
+        (shared + out["search_s"]) / (shared + out["greedy_s"]), rel=0.05, abs=0.01)
     # a random tiny model writes nothing acceptable: every turn was sampled
     assert out["sampled_turns"] == 3 and out["acceptable_search"] >= out["acceptable_greedy"] == 0
     assert sum(out["kinds_search"].values()) == sum(out["kinds_greedy"].values()) == 3

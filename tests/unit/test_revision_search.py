@@ -109,10 +109,11 @@ def test_search_stops_at_an_acceptable_greedy_revision_and_keeps_the_best(store)
     assert len(by_prompt) == 3
     # the WiFi prompt's greedy revision was acceptable: no samples were asked for it
     assert [c.idx for c in by_prompt[WIFI]] == [0] and by_prompt[WIFI][0].kept
-    # the revision wave asked for the greedy ones, then 2 samples for each of the other two prompts
+    # the greedy wave for all three, then one sample wave per missing candidate for the other two
+    # (seed 5 deflects for both, seed 6 objects on topic: neither stopped before the budget's end)
     revision_calls = [c for c in b.calls if c and c[0].continuation == "Revision:"]
-    assert [len(c) for c in revision_calls] == [3, 4]
-    assert sorted({r.params.seed for r in revision_calls[1]}) == [5 + 0, 5 + 1]
+    assert [len(c) for c in revision_calls] == [3, 2, 2]
+    assert [{r.params.seed for r in c} for c in revision_calls[1:]] == [{5 + 0}, {5 + 1}]
     revs = {r["prompt_id"]: r for r in store.query("SELECT prompt_id, text, flags FROM revisions WHERE run_id = ?", [run.id])}
     for text, pool in by_prompt.items():
         kept = [c for c in pool if c.kept]
@@ -152,6 +153,17 @@ def test_search_settings_are_validated():
         SLConfig(candidates=0)
     with pytest.raises(ValueError, match="temperature"):
         SLConfig(candidates=2, candidate_temperature=0)
+
+
+
+def test_a_turn_stops_sampling_at_its_first_acceptable_candidate(store):
+    b = ScriptedBackend("s", reply=_reply)
+    run, _ = _run(store, b, rounds=1, limit=3, candidates=4, seed=4)  # seed 4 objects; 5 deflects; 6 objects
+    revision_calls = [c for c in b.calls if c and c[0].continuation == "Revision:"]
+    # wave 1 (seed 4) gives the non-Instagram prompt an acceptable objection: only Instagram goes on
+    assert [len(c) for c in revision_calls] == [3, 2, 1, 1]
+    cands = records_store.load(store, RevisionCandidate, run_id=run.id)
+    assert len(cands) == 3 + 2 + 1 + 1 and sum(c.acceptable for c in cands) == 2
 
 
 def test_revision_opening_is_forced_and_kept_in_the_text(store):
