@@ -3,6 +3,7 @@ checkpoints, compare (scripted backend for generation; a tiny model folder for t
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -93,3 +94,21 @@ def test_compare_two_models(tmp_path):
     assert {(w["model"], w["opponent"]) for w in report["win_rates"]} == {("base", "other"), ("other", "base")}
     s = stats(tmp_path)
     assert s["comparisons"] == 4 and s["verdicts"] == 8
+
+
+def test_label_answers_of_a_named_compare_run(tmp_path):
+    """`cai label next/report --run RUN` pick that compare run (the --run flag once collided with
+    the command's own dispatch and crashed)."""
+    out = cai(tmp_path, "--backend", "scripted", "compare", "--models", "base,other", "--prompts", "red-team",
+              "--limit", "2", "--mode", "cot")
+    first = re.search(r"run (compare-\w+)", out.stdout + out.stderr).group(1)
+    cai(tmp_path, "--backend", "scripted", "compare", "--models", "base,other", "--prompts", "benign",
+        "--limit", "3", "--mode", "cot")
+    rows = [json.loads(x) for x in cai(tmp_path, "label", "next", "--run", first, "--limit", "10").stdout.splitlines()]
+    assert len(rows) == 4 and all("model" not in r for r in rows)  # 2 prompts x 2 models, unnamed
+    newest = cai(tmp_path, "label", "next", "--limit", "10").stdout.splitlines()
+    assert len(newest) == 6  # the default: the newest compare run (3 benign prompts x 2 models)
+    cai(tmp_path, "label", "set", rows[0]["id"], "objection", "--reason", "explains why", "--author", "t")
+    report = json.loads(cai(tmp_path, "label", "report", "--run", first, "--json").stdout)
+    assert report["run_id"] == first
+    assert len(cai(tmp_path, "label", "next", "--run", first, "--limit", "10").stdout.splitlines()) == 3

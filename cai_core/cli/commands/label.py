@@ -16,7 +16,7 @@ def register(sub, common) -> None:
                                     "rates with 95 % intervals next to the classifier's on the same answers.")
     ls = lb.add_subparsers(dest="label_command", metavar="ACTION", required=True)
     nx = ls.add_parser("next", parents=[common], help="unlabelled answers of a compare run, as JSON lines")
-    nx.add_argument("--run", help="compare run id (default: the newest)")
+    nx.add_argument("--run", dest="compare_run", help="compare run id (default: the newest)")
     nx.add_argument("--limit", type=int, default=10)
     nx.add_argument("--show-models", action="store_true", help="include which model gave each answer")
     nx.set_defaults(run=run_next)
@@ -27,13 +27,13 @@ def register(sub, common) -> None:
     st.add_argument("--author", default=None, help="who labels (default: the login name)")
     st.set_defaults(run=run_set)
     rp = ls.add_parser("report", parents=[common], help="human-labelled rates next to the classifier's")
-    rp.add_argument("--run", help="compare run id (default: the newest)")
+    rp.add_argument("--run", dest="compare_run", help="compare run id (default: the newest)")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(run=run_report)
 
 
 def run_next(args, services) -> int:
-    q = services.answers_to_label(args.run, limit=args.limit)
+    q = services.answers_to_label(args.compare_run, limit=args.limit)
     for a in q["answers"]:
         row = {"id": a["id"], "prompt": a["prompt"], "answer": a["text"]}
         if args.show_models:
@@ -49,7 +49,7 @@ def run_set(args, services) -> int:
 
 
 def run_report(args, services) -> int:
-    ev = services.human_evaluation(args.run)
+    ev = services.human_evaluation(args.compare_run)
     if args.json:
         print(json.dumps({k: v for k, v in ev.items() if k != "markdown"}, default=str))
     else:
