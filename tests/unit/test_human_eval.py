@@ -101,7 +101,7 @@ def test_cli_label_round_trip(compared, capsys):
     services, _, _ = compared
 
     class A:
-        run = None
+        compare_run = None
         limit = 2
         show_models = False
 
@@ -118,7 +118,7 @@ def test_cli_label_round_trip(compared, capsys):
     label.run_set(S, services)
 
     class R:
-        run = None
+        compare_run = None
         json = True
 
     label.run_report(R, services)
