@@ -471,6 +471,23 @@ def test_classifier_accuracy_on_the_corpora():
     assert len(test.errors) == round(test.n * (1 - test.class_accuracy))
 
 
+def test_the_models_corpus_holds_person_labelled_recipe_answers():
+    """response_sets/models.jsonl: the recipe's base/SFT/PPO answers to held-out prompts, labelled by a
+    person blind to the model. Measured only; its known failure is evasion read as objection."""
+    from cai_core.stages.compare.corpus import load_corpus, score_classifier
+
+    rows = load_corpus("models")
+    assert len(rows) >= 240 and {r["model"] for r in rows} == {"base", "sft", "rl"}
+    assert {r["kind"] for r in rows} == {"harmful", "benign"}
+    from collections import Counter
+
+    # every model answered the same 33 harmful and 50 benign held-out prompts, all of them labelled
+    assert Counter((r["model"], r["kind"]) for r in rows) == {(m, k): n for m in ("base", "sft", "rl")
+                                                              for k, n in (("harmful", 33), ("benign", 50))}
+    score = score_classifier(rows)
+    assert score.n == len(rows) == sum(sum(row.values()) for row in score.confusion.values())
+
+
 def test_corpus_errors_name_the_line(tmp_path):
     from cai_core.stages.compare.corpus import load_corpus
 
