@@ -213,29 +213,30 @@ def _few_shot(text: str, label: str) -> FewShot:
     return FewShot(tuple(pairs[:n]), *bodies)
 
 
-def parse_few_shots(data: list, where: str) -> list[FewShot]:
-    out = []
+def _texts(data: list, where: str, what: str):
+    """(label, text) of each item of a JSON list that must hold text only."""
     for i, item in enumerate(data, 1):
-        label = f"{where}: few-shot example #{i}"
+        label = f"{where}: {what} #{i}"
         if not isinstance(item, str):
             raise PaperImportError(f"{label}: expected text, not {type(item).__name__}")
-        out.append(_few_shot(item.replace("\r\n", "\n"), label))
-    return out
+        yield label, item
+
+
+def parse_few_shots(data: list, where: str) -> list[FewShot]:
+    return [_few_shot(item.replace("\r\n", "\n"), label) for label, item in _texts(data, where, "few-shot example")]
+
+
+def _question(item: str, label: str) -> str:
+    if not _looks_like_preference(item):
+        raise PaperImportError(f"{label}: does not end with {_OPTIONS!r} ({item.strip()[-40:]!r})")
+    question = item.strip()[: -len(_OPTIONS)].strip()
+    if not question:
+        raise PaperImportError(f"{label}: holds no question before {_OPTIONS!r}")
+    return question
 
 
 def parse_preferences(data: list, where: str) -> list[str]:
-    out = []
-    for i, item in enumerate(data, 1):
-        label = f"{where}: preference question #{i}"
-        if not isinstance(item, str):
-            raise PaperImportError(f"{label}: expected text, not {type(item).__name__}")
-        if not _looks_like_preference(item):
-            raise PaperImportError(f"{label}: does not end with {_OPTIONS!r} ({item.strip()[-40:]!r})")
-        question = item.strip()[: -len(_OPTIONS)].strip()
-        if not question:
-            raise PaperImportError(f"{label}: holds no question before {_OPTIONS!r}")
-        out.append(question)
-    return out
+    return [_question(item, label) for label, item in _texts(data, where, "preference question")]
 
 
 _PARSERS = {"critique-revision": parse_critique_revisions, "few-shot": parse_few_shots, "preference": parse_preferences}
