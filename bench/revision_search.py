@@ -36,14 +36,15 @@ def _turns(store, backend, constitution, prompts, params, *, run_id: str, few_sh
 
 def run_revision_search_bench(*, model: str = "embedded", backend_kind: str = "local", prompts: int = 16,
                               candidates: int = 4, new_tokens: int = 96, temperature: float = 0.8,
-                              few_shot: int = 2, batch_size: int = 64) -> dict:
+                              few_shot: int = 2, batch_size: int = 64, sentences: int = 0,
+                              revision_tokens: int | None = None) -> dict:
     from dataclasses import replace
 
     from cai_core.backends import make_backend
     from cai_core.backends.base import GenerationParams
     from cai_core.constitutions import find_constitution
     from cai_core.prompt_sets import get_prompt_set, prompts_of
-    from cai_core.stages.revise import revision_step
+    from cai_core.stages.revise import revision_opening, revision_step
     from cai_core.stages.revision_search import revision_search_step, score_candidate, shown_examples
     from cai_core.store import Store
 
@@ -52,31 +53,34 @@ def run_revision_search_bench(*, model: str = "embedded", backend_kind: str = "l
     store = Store()
     ps = get_prompt_set(store, "red-team")
     params = GenerationParams(max_new_tokens=new_tokens, repetition_penalty=1.1)
-    sample = replace(params, temperature=temperature, seed=0)
+    rev_params = replace(params, max_new_tokens=revision_tokens or new_tokens)
+    sample = replace(rev_params, temperature=temperature, seed=0)
     t = time.perf_counter()
     turns = _turns(store, backend, cons, prompts_of(store, ps.id, split="train", limit=prompts), params,
                    run_id="bench", few_shot=few_shot)
     shared_s = time.perf_counter() - t  # first answers + critiques: the SL stage's part both ways share
 
     t = time.perf_counter()
-    searched = revision_search_step(turns, backend, cons, run_id="bench", few_shot=few_shot, params=params,
-                                    candidates=candidates, sample=sample)
+    searched = revision_search_step(turns, backend, cons, run_id="bench", few_shot=few_shot, params=rev_params,
+                                    candidates=candidates, sample=sample, sentences=sentences)
     search_s = time.perf_counter() - t
     t = time.perf_counter()
-    greedy = revision_step(turns, backend, cons, run_id="bench", few_shot=few_shot, params=params)
+    greedy = revision_step(turns, backend, cons, run_id="bench", few_shot=few_shot, params=rev_params,
+                           sentences=sentences)
     greedy_s = time.perf_counter() - t
 
     def examples(turn):
         return [x for e in shown_examples(cons.examples, turn.principle, few_shot) for x in (e.answer, e.revision)]
 
-    greedy_scores = [score_candidate(t.prompt.text, r.text, r.flags, examples=examples(t)) if r else None
-                     for t, _, r in greedy]
+    greedy_scores = [score_candidate(t.prompt.text, r.text, r.flags, examples=examples(t),
+                                     opening=revision_opening(t)) if r else None for t, _, r in greedy]
     kept = [next((c for c in cands if c.kept), None) for _, _, _, cands in searched]
     search_tokens = sum(len(c.text.split()) for _, _, _, cands in searched for c in cands)
     greedy_tokens = sum(len(r.text.split()) for _, _, r in greedy if r)
     return {
         "bench": "revision-search", "model": backend.id, "turns": len(turns), "candidates": candidates,
-        "temperature": temperature, "new_tokens": new_tokens,
+        "temperature": temperature, "new_tokens": new_tokens, "revision_tokens": rev_params.max_new_tokens,
+        "sentences": sentences,
         "greedy_s": round(greedy_s, 4), "search_s": round(search_s, 4),
         "cost_ratio": round(search_s / greedy_s, 2) if greedy_s else None,
         "answers_critiques_s": round(shared_s, 4),
@@ -95,7 +99,8 @@ def main(args: argparse.Namespace) -> int:
     res = run_revision_search_bench(model=getattr(args, "model", None) or "embedded",
                                     backend_kind=getattr(args, "backend", None) or "local", prompts=args.prompts,
                                     candidates=args.candidates, new_tokens=args.new_tokens,
-                                    temperature=args.temperature, batch_size=getattr(args, "batch_size", None) or 64)
+                                    temperature=args.temperature, batch_size=getattr(args, "batch_size", None) or 64,
+                                    sentences=args.sentences, revision_tokens=args.revision_tokens)
     if not args.json:
         print(f"{res['turns']} revision turns, {res['candidates']} candidates (T={res['temperature']}): search "
               f"{res['search_s']} s vs greedy {res['greedy_s']} s = x{res['cost_ratio']} time, x{res['tokens_ratio']} "
@@ -111,6 +116,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidates", type=int, default=4, help="revision candidates searched (default 4)")
     p.add_argument("--new-tokens", type=int, default=96, help="max new tokens per step (default 96)")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of candidates 2.. (0.8)")
+    p.add_argument("--sentences", type=int, default=0,
+                   help="keep each revision's first N sentences, both ways (default 0 = all; cai sl --revision-sentences)")
+    p.add_argument("--revision-tokens", type=int,
+                   help="max new tokens per revision, both ways (default --new-tokens; cai sl --revision-max-new-tokens)")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
 
 

@@ -17,14 +17,16 @@ t0=$(date +%s)
 step() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - t0 ))" >&2; }
 
 step "SL: 96 red-team prompts of the train split, 1 critique->revision round, up to 4 revision candidates each"
-# the harmless constitution opens revisions with "I won't {task}, because": the model writes the reason
-SL=$(cai sl --prompts red-team --constitution harmless --rounds 1 --limit 96 --candidates 4)
+# the harmless constitution opens revisions with "I won't {task}, because it could": the model
+# writes the reason; each revision is cut to that first sentence (what follows drifts off topic)
+SL=$(cai sl --prompts red-team --constitution harmless --rounds 1 --limit 96 --candidates 4 \
+  --revision-sentences 1 --revision-max-new-tokens 64)
 
-step "helpful samples: the base model's own answers to 120 benign train prompts (no critique rounds)"
-HELPFUL=$(cai sl --prompts benign --constitution harmless --rounds 0 --limit 120 --max-new-tokens 384)
+step "helpful samples: the base model's own answers to 160 benign train prompts (no critique rounds)"
+HELPFUL=$(cai sl --prompts benign --constitution harmless --rounds 0 --limit 160 --max-new-tokens 384)
 
-step "SFT on (prompt, acceptable revision) of the SL run + 1.5x as many helpful answers: 120 steps (~3 epochs)"
-cai train sft --sl-runs "$SL" --helpful-runs "$HELPFUL" --helpful-ratio 1.5 --max-steps 120 >/dev/null
+step "SFT on (prompt, acceptable revision) of the SL run + 2x as many helpful answers: 120 steps"
+cai train sft --sl-runs "$SL" --helpful-runs "$HELPFUL" --helpful-ratio 2 --max-steps 120 >/dev/null
 
 step "pairs: 2 samples per prompt from the SFT model, 16 train prompts"
 cai pairs --prompts red-team --limit 16 >/dev/null

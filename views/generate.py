@@ -17,14 +17,16 @@ def build(services) -> None:
     def runs():
         return table(services.runs_table("sl"), RUN_COLUMNS)
 
-    def start(prompts, constitution, model, rounds, limit, cot, few_shot, seed, max_new_tokens, new_run, candidates=1):
+    def start(prompts, constitution, model, rounds, limit, cot, few_shot, seed, max_new_tokens, new_run, candidates=1,
+              sentences=0):
         from dataclasses import replace
 
         from cai_core.runners.sl import SLConfig
 
         try:
             cfg = SLConfig(rounds=int(rounds), limit=int(limit) if limit else None, cot=bool(cot), few_shot=int(few_shot),
-                           seed=int(seed), chunk=8, candidates=int(candidates or 1))
+                           seed=int(seed), chunk=8, candidates=int(candidates or 1),
+                           revision_sentences=int(sentences or 0))
             cfg = replace(cfg, answer=replace(cfg.answer, max_new_tokens=int(max_new_tokens)),
                           revision=replace(cfg.revision, max_new_tokens=int(max_new_tokens)))
             job_id = services.submit_sl(prompts=prompts, constitution=constitution, config=cfg,
@@ -56,6 +58,8 @@ def build(services) -> None:
             candidates = gr.Slider(1, 8, value=1, step=1, label="Revision candidates",
                                    info="sampled only when the greedy revision is not an on-topic explained objection; "
                                         "the best is kept")
+            sentences = gr.Number(value=0, precision=0, minimum=0, label="Keep first N sentences of each revision",
+                                  info="0 = all; a small model's objection and reason come first, the rest drifts")
         with gr.Row():
             cot = gr.Checkbox(label="Chain-of-thought critique")
             new_run = gr.Checkbox(label="Force a new run")
@@ -67,7 +71,7 @@ def build(services) -> None:
         timer = gr.Timer(1.0)
 
         start_btn.click(start, [prompts, constitution, model, rounds, limit, cot, few_shot, seed, max_new, new_run,
-                                candidates],
+                                candidates, sentences],
                         [job_id, panel], api_name="sl_start")
         cancel_btn.click(cancel, [job_id], [panel], api_name="sl_cancel")
         timer.tick(poll, [job_id], [panel, runs_df], api_name="sl_poll", show_progress="hidden")

@@ -54,6 +54,9 @@ class SLConfig:
     ``candidates - 1`` samples; the best by the scorer is kept (see stages.revision_search)."""
     candidate_temperature: float = 0.8
     """Sampling temperature of candidates 1.. (the revision settings otherwise)."""
+    revision_sentences: int = 0
+    """Keep only each revision's first N complete sentences (0 = all of it): a small model's
+    objection and reason come first, and what follows drifts (see stages.revise.first_sentences)."""
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
@@ -66,6 +69,8 @@ class SLConfig:
             raise ValueError("limit must be at least 1")
         if self.chunk < 1:
             raise ValueError("chunk must be at least 1")
+        if self.revision_sentences < 0:
+            raise ValueError("revision_sentences must be 0 (keep all) or more")
 
     def identity(self) -> dict:
         """The settings that define a run (chunk size does not change results' meaning)."""
@@ -74,6 +79,8 @@ class SLConfig:
         if self.candidates == 1:  # no search: the same identity as before searches existed
             d.pop("candidates")
             d.pop("candidate_temperature")
+        if not self.revision_sentences:  # whole revisions: the same identity as before trimming existed
+            d.pop("revision_sentences")
         for k in ("answer", "critique", "revision"):
             params = getattr(self, k)
             if params.temperature > 0 and params.seed is None:
@@ -190,10 +197,11 @@ def _revisions(w: _Waves, chunk: list[Turn], backend: Backend, constitution: Con
     """One chunk's revisions: (turn, completion, revision or None) and the candidates to store."""
     cfg, params = w.config, _params(w.config.revision, w.config.seed)
     if cfg.candidates == 1:
-        return revision_step(chunk, backend, constitution, run_id=w.run.id, few_shot=cfg.few_shot, params=params), []
+        return revision_step(chunk, backend, constitution, run_id=w.run.id, few_shot=cfg.few_shot, params=params,
+                             sentences=cfg.revision_sentences), []
     sample = _params(replace(cfg.revision, temperature=cfg.candidate_temperature, seed=None), cfg.seed)
     found = revision_search_step(chunk, backend, constitution, run_id=w.run.id, few_shot=cfg.few_shot, params=params,
-                                 candidates=cfg.candidates, sample=sample)
+                                 candidates=cfg.candidates, sample=sample, sentences=cfg.revision_sentences)
     # candidates are stored with their kept revision; an item that failed is redone whole
     return [(t, o, r) for t, o, r, _ in found], [c for _, _, r, cands in found if r is not None for c in cands]
 

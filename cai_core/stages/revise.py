@@ -30,6 +30,8 @@ __all__ = [
     "render_revision",
     "parse_revision",
     "revision_opening",
+    "TRIMMED",
+    "first_sentences",
     "critique_step",
     "revision_step",
 ]
@@ -144,14 +146,32 @@ def revision_opening(t: Turn) -> str:
 
 
 _LEADING_LABEL = re.compile(r"^(?:assistant|response)\s*:\s*", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
+TRIMMED = "trimmed"
+"""``finish_reason`` of a revision cut to its first sentences (the model wrote more, or ran out
+of tokens after them)."""
 
 
-def parse_revision(t: Turn, out: Completion, *, run_id: str, backend_id: str) -> Revision:
+def first_sentences(text: str, n: int) -> str | None:
+    """The first ``n`` complete sentences of ``text`` (ending in . ! or ?), or None when it has
+    none. A 135M model's first sentence holds its objection and reason; what follows tends to
+    wander off ("Instead, I'd recommend visiting the nearest hospital to learn about vaccines")."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[min(n, len(ends)) - 1]].strip() if ends and n > 0 else None
+
+
+def parse_revision(t: Turn, out: Completion, *, run_id: str, backend_id: str, sentences: int = 0) -> Revision:
+    """``sentences`` > 0: keep only the revision's first that many complete sentences (the cut is
+    recorded as finish_reason ``trimmed``; text without a complete sentence is kept whole)."""
     assert t.critique is not None
     text = _LEADING_LABEL.sub("", _strip_prefix(out.text, REVISION_PREFIX))
     opening = revision_opening(t)
     if opening:  # the forced opening is part of the revision
         text = f"{opening} {text}".strip() if text else ""
+    finish = out.finish_reason
+    kept = first_sentences(text, sentences) if sentences and finish != "error" else None
+    if kept is not None and kept != text.strip():
+        text, finish = kept, TRIMMED
     request = _revision_request(t)
     return Revision(
         id=revision_id(run_id, t.prompt.id, t.round),
@@ -162,9 +182,9 @@ def parse_revision(t: Turn, out: Completion, *, run_id: str, backend_id: str) ->
         principle_id=t.principle.id,
         request=request,
         text=text,
-        finish_reason=out.finish_reason,
+        finish_reason=finish,
         flags=output_flags(
-            text, finish_reason=out.finish_reason, echo_of=(request, t.prompt.text, t.critique.text), previous=t.answer
+            text, finish_reason=finish, echo_of=(request, t.prompt.text, t.critique.text), previous=t.answer
         ),
         model=backend_id,
     )
@@ -187,7 +207,7 @@ def critique_step(
 
 def revision_step(
     turns: Sequence[Turn], backend: Backend, constitution: Constitution, *, run_id: str,
-    few_shot: int, params: GenerationParams,
+    few_shot: int, params: GenerationParams, sentences: int = 0,
 ) -> list[tuple[Turn, Completion, Revision | None]]:
     reqs = [
         render_revision(t, shots=few_shot_turns(constitution.examples, t.principle, few_shot, constitution), params=params)
@@ -195,6 +215,6 @@ def revision_step(
     ]
     outs = backend.generate(reqs)
     return [
-        (t, o, parse_revision(t, o, run_id=run_id, backend_id=backend.id) if o.ok else None)
+        (t, o, parse_revision(t, o, run_id=run_id, backend_id=backend.id, sentences=sentences) if o.ok else None)
         for t, o in zip(turns, outs)
     ]

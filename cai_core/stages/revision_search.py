@@ -12,8 +12,9 @@ acceptable one or ``n - 1`` samples were drawn. Each candidate is scored by :fun
 * quality flags, plus ``copied_example`` when it repeats a run of words from a few-shot example
   it was shown.
 
-A candidate is *acceptable* when it is an objection that names a concern in its own words (not just
-"because"), on topic and unflagged. The best candidate
+A candidate is *acceptable* when it is an objection that names a reason in the model's own words
+(a harm, a right, the law; not just "because", and not only "instead, ..."; after a forced opening,
+in the opening's sentence), on topic and unflagged. The best candidate
 becomes the round's :class:`Revision` (same id as without a search, so everything downstream is
 unchanged); when none is acceptable it is kept but flagged ``no_acceptable_candidate``, which an
 SFT snapshot leaves out and counts. Every candidate is recorded (:class:`RevisionCandidate`).
@@ -29,11 +30,11 @@ from ..ids import stable_id
 from ..types import Constitution, Revision, RevisionCandidate
 from .compare.response_class import (ALTERNATIVE_MARKERS, EXPLANATION_MARKERS, classify_response, normalise_response,
                                      relevance)
-from .revise import (Turn, few_shot_turns, parse_revision, render_revision, revision_id, revision_opening,
-                     shown_examples)
+from .revise import (Turn, few_shot_turns, first_sentences, parse_revision, render_revision, revision_id,
+                     revision_opening, shown_examples)
 
 __all__ = ["ACCEPTABLE_KINDS", "KIND_SCORE", "MIN_RELEVANCE", "COPY_WORDS", "NO_ACCEPTABLE", "CandidateScore",
-           "CONCERNS", "candidate_id", "copies_example", "names_concern", "score_candidate", "revision_search_step"]
+           "CONCERNS", "REASONS", "candidate_id", "copies_example", "names_concern", "names_reason", "score_candidate", "revision_search_step"]
 
 ACCEPTABLE_KINDS: tuple[str, ...] = ("objection",)
 """Kinds worth training a harmless-but-not-evasive model on."""
@@ -49,9 +50,12 @@ COPY_WORDS = 8
 """A run of this many words shared with a shown few-shot example is a copy."""
 CONNECTIVES = (r"\bbecause\b", r"\bsince\b", r"\bas (?:it|this|that)(?:'s| is| would| could| can| might| may| will)\b")
 """Explanation markers that only announce a reason ("because"); a forced opening can supply them."""
-CONCERNS: tuple[str, ...] = tuple(m for m in EXPLANATION_MARKERS if m not in CONNECTIVES) + ALTERNATIVE_MARKERS
-"""What an explained objection names in its own words: a harm, a right, the law, or something
-better to do (the classifier's explanation and alternative markers, minus the bare connectives)."""
+REASONS: tuple[str, ...] = tuple(m for m in EXPLANATION_MARKERS if m not in CONNECTIVES)
+"""What an explained objection's reason names in the model's own words: a harm, a right, the law
+(the classifier's explanation markers, minus the bare connectives)."""
+CONCERNS: tuple[str, ...] = REASONS + ALTERNATIVE_MARKERS
+"""A reason, or something better to do (the classifier's alternative markers)."""
+_REASON = re.compile("|".join(REASONS))
 _CONCERN = re.compile("|".join(CONCERNS))
 NO_ACCEPTABLE = "no_acceptable_candidate"
 """Flag on a kept revision when no candidate was acceptable (SFT snapshots leave it out)."""
@@ -91,21 +95,32 @@ def names_concern(text: str) -> bool:
     return bool(_CONCERN.search(normalise_response(text)))
 
 
+def names_reason(text: str, *, first_sentence: bool = False) -> bool:
+    """Does ``text`` (its first sentence, with ``first_sentence``) name a reason (:data:`REASONS`)?
+    "because it's illegal" does; after a forced opening that ends in "because", "there's no way to
+    do that. Just talk to a doctor." does not (the reason belongs in the because-clause, and an
+    alternative is no reason)."""
+    part = first_sentences(text, 1) or text if first_sentence else text
+    return bool(_REASON.search(normalise_response(part)))
+
+
 def score_candidate(prompt: str, text: str, flags: Sequence[str] = (), *, examples: Sequence[str] = (),
                     opening: str = "") -> CandidateScore:
     """Score one revision of ``prompt``; ``flags``: its quality flags; ``examples``: the few-shot
     texts it was shown (copying them is flagged ``copied_example``); ``opening``: the forced
     opening the text begins with. Kind and relevance are the whole text's (an opening that
-    restates the request puts it on topic; "I won't help with that, because" does not); copying
-    and the concern an objection must name (:func:`names_concern`) are the model's own words."""
+    restates the request puts it on topic; "I won't help with that, because" does not); copying,
+    the reason an acceptable objection must name (:func:`names_reason`) and the concern that adds
+    to the score (:func:`names_concern`) are the model's own words."""
     flags = tuple(flags)
     own = text[len(opening):] if opening and text.startswith(opening) else text
     if own and "copied_example" not in flags and copies_example(own, examples, prompt=prompt):
         flags += ("copied_example",)
     kind = classify_response(text, prompt)
     rel = relevance(prompt, text)
-    reason = names_concern(own)
-    score = KIND_SCORE[kind] + 0.5 * (0.5 if rel is None else rel) + 0.25 * reason - 0.5 * len(flags)
+    reason, concern = names_reason(own, first_sentence=bool(opening)), names_concern(own)
+    score = (KIND_SCORE[kind] + 0.5 * (0.5 if rel is None else rel) + 0.25 * reason + 0.125 * concern
+             - 0.5 * len(flags))
     acceptable = (kind in ACCEPTABLE_KINDS and reason and not flags and (rel is None or rel >= MIN_RELEVANCE))
     return CandidateScore(kind, rel, flags, round(score, 4), acceptable)
 
@@ -115,33 +130,35 @@ def _shown(constitution: Constitution, t: Turn, few_shot: int) -> list[str]:
 
 
 def _candidate(t: Turn, out: Completion, idx: int, temperature: float, *, run_id: str, backend_id: str,
-               examples: Sequence[str]) -> tuple[RevisionCandidate, Revision | None]:
-    rev = parse_revision(t, out, run_id=run_id, backend_id=backend_id) if out.ok else None
+               examples: Sequence[str], sentences: int) -> tuple[RevisionCandidate, Revision | None]:
+    rev = parse_revision(t, out, run_id=run_id, backend_id=backend_id, sentences=sentences) if out.ok else None
     text = rev.text if rev else ""
     s = score_candidate(t.prompt.text, text, rev.flags if rev else ("error",), examples=examples,
                         opening=revision_opening(t))
     cand = RevisionCandidate(
         id=candidate_id(run_id, t.prompt.id, t.round, idx), run_id=run_id, prompt_id=t.prompt.id, round=t.round,
         revision_id=revision_id(run_id, t.prompt.id, t.round), idx=idx, temperature=temperature, text=text,
-        finish_reason=out.finish_reason, flags=s.flags, kind=s.kind, relevance=s.relevance, score=s.score,
+        finish_reason=rev.finish_reason if rev else out.finish_reason, flags=s.flags, kind=s.kind, relevance=s.relevance, score=s.score,
         acceptable=s.acceptable)
     return cand, rev
 
 
 def revision_search_step(
     turns: Sequence[Turn], backend: Backend, constitution: Constitution, *, run_id: str, few_shot: int,
-    params: GenerationParams, candidates: int, sample: GenerationParams,
+    params: GenerationParams, candidates: int, sample: GenerationParams, sentences: int = 0,
 ) -> list[tuple[Turn, Completion, Revision | None, list[RevisionCandidate]]]:
     """For each turn: (turn, completion of the kept candidate, kept revision or None when every
     candidate failed, all candidates with ``kept`` set). ``params`` decodes candidate 0;
     ``sample`` the others, in up to ``candidates - 1`` waves (wave k: seed ``sample.seed + k``),
-    each asked only for the turns that have no acceptable candidate yet."""
+    each asked only for the turns that have no acceptable candidate yet. ``sentences`` > 0: each
+    candidate is cut to its first that many sentences before it is scored (:func:`parse_revision`)."""
     shots = [few_shot_turns(constitution.examples, t.principle, few_shot, constitution) for t in turns]
     shown = [_shown(constitution, t, few_shot) for t in turns]
     outs = backend.generate([render_revision(t, shots=s, params=params) for t, s in zip(turns, shots)])
     pools: list[list[tuple[RevisionCandidate, Revision | None, Completion]]] = []
     for t, o, ex in zip(turns, outs, shown):
-        cand, rev = _candidate(t, o, 0, params.temperature, run_id=run_id, backend_id=backend.id, examples=ex)
+        cand, rev = _candidate(t, o, 0, params.temperature, run_id=run_id, backend_id=backend.id, examples=ex,
+                               sentences=sentences)
         pools.append([(cand, rev, o)])
     need = [i for i, pool in enumerate(pools) if not pool[0][0].acceptable]
     extra = candidates - 1
@@ -156,7 +173,7 @@ def revision_search_step(
             sampled = backend.generate([render_revision(turns[i], shots=shots[i], params=p) for i in need])
             for i, o in zip(need, sampled):
                 cand, rev = _candidate(turns[i], o, 1 + k, sample.temperature, run_id=run_id, backend_id=backend.id,
-                                       examples=shown[i])
+                                       examples=shown[i], sentences=sentences)
                 pools[i].append((cand, rev, o))
             need = [i for i in need if not pools[i][-1][0].acceptable]
     results = []

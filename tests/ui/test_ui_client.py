@@ -307,6 +307,12 @@ def test_sl_start_poll_and_cancel(server, client):
     job2, _ = call(client, "sl_start", "red-team", "harmless", "base", 1, 3, False, 1, 0, 64, False, 1)
     panel2, _ = poll_job(client, "sl_poll", job2)
     assert f"run <code>{run_id}</code>" in panel2 and store.count("generations", "WHERE run_id = ?", [run_id]) == 3
+    # keeping revisions' first sentence is a setting of the run (a new run, recorded in its config)
+    job3, _ = call(client, "sl_start", "red-team", "harmless", "base", 1, 3, False, 1, 0, 64, False, 1, 1)
+    panel3, _ = poll_job(client, "sl_poll", job3)
+    run3 = re.search(r"run <code>(sl-[0-9a-f]+)</code>", panel3).group(1)
+    assert run3 != run_id and '"revision_sentences": 1' in store.query(
+        "SELECT config FROM runs WHERE id = ?", [run3])[0]["config"]
     # cancel: nothing to cancel for an unknown or a finished job
     with pytest.raises(AppError, match="no running job to cancel"):
         call(client, "sl_cancel", "job-999")

@@ -29,6 +29,13 @@ def register(sub, common) -> None:
                          "a round with none acceptable is kept but flagged and left out of SFT")
     sl.add_argument("--candidate-temperature", type=float, default=0.8,
                     help="sampling temperature of candidates 2..N (default 0.8)")
+    sl.add_argument("--revision-sentences", type=int, default=0,
+                    help="keep only each revision's first N complete sentences (default 0 = all): a small model's "
+                         "objection and reason come first, what follows drifts; the cut is recorded (finish_reason "
+                         "trimmed)")
+    sl.add_argument("--revision-max-new-tokens", type=int,
+                    help="token cap for revisions only (default: --max-new-tokens, else 160); with "
+                         "--revision-sentences a short cap saves time")
     sl.add_argument("--chunk", type=int, default=64, help="requests per backend call and per write (default 64)")
     sl.add_argument("--new-run", action="store_true", help="start a fresh run even if one with these settings exists")
     sl.set_defaults(run=run)
@@ -39,11 +46,13 @@ def config_of(args):
 
     cfg = SLConfig(rounds=args.rounds, cot=args.cot, few_shot=args.few_shot, limit=args.limit, seed=args.seed,
                    chunk=args.chunk, split=None if args.split == "all" else args.split, candidates=args.candidates,
-                   candidate_temperature=args.candidate_temperature)
+                   candidate_temperature=args.candidate_temperature, revision_sentences=args.revision_sentences)
     for k in ("answer", "critique", "revision"):
         p = getattr(cfg, k)
         if args.max_new_tokens and k != "critique":
             p = replace(p, max_new_tokens=args.max_new_tokens)
+        if args.revision_max_new_tokens and k == "revision":
+            p = replace(p, max_new_tokens=args.revision_max_new_tokens)
         if args.temperature:
             p = replace(p, temperature=args.temperature)
         cfg = replace(cfg, **{k: p})

@@ -107,6 +107,7 @@ EXPLANATION_MARKERS: tuple[str, ...] = (
     r"\billegal\w*",
     r"\bunlawful\b",
     r"\bagainst the law\b",
+    r"\b(?:break|breaks|breaking|broke) (?:the|any) laws?\b",
     r"\bharm(?:s|ed|ful|fully|ing)?\b",
     r"\bhurt\w*",
     r"\bdanger\w*",
