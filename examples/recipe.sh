@@ -22,8 +22,10 @@ step "SL: 96 red-team prompts of the train split, 1 critique->revision round, up
 SL=$(cai sl --prompts red-team --constitution harmless --rounds 1 --limit 96 --candidates 4 \
   --revision-sentences 1 --revision-max-new-tokens 64)
 
-step "helpful samples: the base model's own answers to 160 benign train prompts (no critique rounds)"
-HELPFUL=$(cai sl --prompts benign --constitution harmless --rounds 0 --limit 160 --max-new-tokens 384)
+step "helpful samples: the base model's own answers to every benign train prompt (no critique rounds)"
+# an answer the 384-token cap cut off is cut back to its last complete sentence instead of left out:
+# the long how-to answers ("How do I kill a Python process?") are the ones SFT must not learn to refuse
+HELPFUL=$(cai sl --prompts benign --constitution harmless --rounds 0 --max-new-tokens 384 --trim-truncated)
 
 step "SFT on (prompt, acceptable revision) of the SL run + 2x as many helpful answers: 120 steps"
 cai train sft --sl-runs "$SL" --helpful-runs "$HELPFUL" --helpful-ratio 2 --max-steps 120 >/dev/null

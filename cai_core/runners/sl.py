@@ -54,6 +54,10 @@ class SLConfig:
     ``candidates - 1`` samples; the best by the scorer is kept (see stages.revision_search)."""
     candidate_temperature: float = 0.8
     """Sampling temperature of candidates 1.. (the revision settings otherwise)."""
+    trim_truncated: bool = False
+    """A first answer the token cap cut off mid-sentence is cut back to its last complete sentence
+    (when that keeps most of it) instead of being flagged truncated: long helpful answers (how-to
+    lists) stay usable as helpful samples (see stages.sentences.complete_part)."""
     revision_sentences: int = 0
     """Keep only each revision's first N complete sentences (0 = all of it): a small model's
     objection and reason come first, and what follows drifts (see stages.revise.first_sentences)."""
@@ -79,8 +83,9 @@ class SLConfig:
         if self.candidates == 1:  # no search: the same identity as before searches existed
             d.pop("candidates")
             d.pop("candidate_temperature")
-        if not self.revision_sentences:  # whole revisions: the same identity as before trimming existed
-            d.pop("revision_sentences")
+        for k in ("revision_sentences", "trim_truncated"):  # off: the same identity as before they existed
+            if not d[k]:
+                d.pop(k)
         for k in ("answer", "critique", "revision"):
             params = getattr(self, k)
             if params.temperature > 0 and params.seed is None:
@@ -169,7 +174,7 @@ def _answer_wave(w: _Waves, backend: Backend) -> None:
     params = _params(w.config.answer, w.config.seed)
     todo = [p for p in w.prompts if generation_id(w.run.id, p.id) not in w.gens]
     for chunk in w.chunks(todo):
-        results = first_answers(chunk, backend, params, run_id=w.run.id)
+        results = first_answers(chunk, backend, params, run_id=w.run.id, trim_truncated=w.config.trim_truncated)
         good = [g for _, _, g in results if g is not None]
         w.gens.update({g.id: {"id": g.id, "text": g.text} for g in good})
         w.stored(good, [(generation_id(w.run.id, p.id), o) for p, o, g in results if g is None], "generate", "first answers")

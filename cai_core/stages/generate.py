@@ -7,6 +7,7 @@ from ..backends.base import Backend, Completion, GenerationParams, Request, chat
 from ..ids import stable_id
 from ..quality import output_flags
 from ..types import Generation, Prompt
+from .sentences import TRIMMED, complete_part
 
 __all__ = ["generation_id", "render_answer", "parse_answer", "first_answers", "side_by_side"]
 
@@ -19,15 +20,23 @@ def render_answer(prompt: Prompt, params: GenerationParams) -> Request:
     return Request(chat(("user", prompt.text)), params)
 
 
-def parse_answer(prompt: Prompt, out: Completion, *, run_id: str, backend_id: str, params: GenerationParams) -> Generation:
-    text = out.text.strip()
+def parse_answer(prompt: Prompt, out: Completion, *, run_id: str, backend_id: str, params: GenerationParams,
+                 trim_truncated: bool = False) -> Generation:
+    """``trim_truncated``: an answer the token cap cut off mid-sentence is cut back to its last
+    complete sentence (finish_reason ``trimmed``) when that keeps most of it, instead of being
+    flagged ``truncated``."""
+    text, finish = out.text.strip(), out.finish_reason
+    if trim_truncated and finish == "length":
+        kept = complete_part(text)
+        if kept is not None:
+            text, finish = kept, TRIMMED
     return Generation(
         id=generation_id(run_id, prompt.id),
         run_id=run_id,
         prompt_id=prompt.id,
         text=text,
-        finish_reason=out.finish_reason,
-        flags=output_flags(text, finish_reason=out.finish_reason, echo_of=(prompt.text,)),
+        finish_reason=finish,
+        flags=output_flags(text, finish_reason=finish, echo_of=(prompt.text,)),
         model=backend_id,
         params=params.as_dict(),
         prompt_tokens=out.prompt_tokens,
@@ -36,12 +45,13 @@ def parse_answer(prompt: Prompt, out: Completion, *, run_id: str, backend_id: st
 
 
 def first_answers(
-    prompts: Sequence[Prompt], backend: Backend, params: GenerationParams, *, run_id: str
+    prompts: Sequence[Prompt], backend: Backend, params: GenerationParams, *, run_id: str, trim_truncated: bool = False
 ) -> list[tuple[Prompt, Completion, Generation | None]]:
     """One batched call; failed items come back with ``None`` instead of a record."""
     outs = backend.generate([render_answer(p, params) for p in prompts])
     return [
-        (p, o, parse_answer(p, o, run_id=run_id, backend_id=backend.id, params=params) if o.ok else None)
+        (p, o, parse_answer(p, o, run_id=run_id, backend_id=backend.id, params=params, trim_truncated=trim_truncated)
+         if o.ok else None)
         for p, o in zip(prompts, outs)
     ]
 

@@ -16,6 +16,7 @@ from ..prompts import render
 from ..quality import output_flags
 from ..types import Constitution, Critique, Example, Principle, Prompt, Revision
 from .restate import TASK_PLACEHOLDER, restate_task
+from .sentences import TRIMMED, first_sentences
 
 __all__ = [
     "CRITIQUE_PREFIX",
@@ -30,8 +31,6 @@ __all__ = [
     "render_revision",
     "parse_revision",
     "revision_opening",
-    "TRIMMED",
-    "first_sentences",
     "critique_step",
     "revision_step",
 ]
@@ -146,20 +145,6 @@ def revision_opening(t: Turn) -> str:
 
 
 _LEADING_LABEL = re.compile(r"^(?:assistant|response)\s*:\s*", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
-TRIMMED = "trimmed"
-"""``finish_reason`` of a revision cut to its first sentences (the model wrote more, or ran out
-of tokens after them)."""
-
-
-def first_sentences(text: str, n: int) -> str | None:
-    """The first ``n`` complete sentences of ``text`` (ending in . ! or ?), or None when it has
-    none. A 135M model's first sentence holds its objection and reason; what follows tends to
-    wander off ("Instead, I'd recommend visiting the nearest hospital to learn about vaccines")."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-    return text[: ends[min(n, len(ends)) - 1]].strip() if ends and n > 0 else None
-
-
 def parse_revision(t: Turn, out: Completion, *, run_id: str, backend_id: str, sentences: int = 0) -> Revision:
     """``sentences`` > 0: keep only the revision's first that many complete sentences (the cut is
     recorded as finish_reason ``trimmed``; text without a complete sentence is kept whole)."""

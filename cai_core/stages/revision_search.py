@@ -30,8 +30,9 @@ from ..ids import stable_id
 from ..types import Constitution, Revision, RevisionCandidate
 from .compare.response_class import (ALTERNATIVE_MARKERS, EXPLANATION_MARKERS, classify_response, normalise_response,
                                      relevance)
-from .revise import (Turn, few_shot_turns, first_sentences, parse_revision, render_revision, revision_id,
-                     revision_opening, shown_examples)
+from .revise import (Turn, few_shot_turns, parse_revision, render_revision, revision_id, revision_opening,
+                     shown_examples)
+from .sentences import first_sentences
 
 __all__ = ["ACCEPTABLE_KINDS", "KIND_SCORE", "MIN_RELEVANCE", "COPY_WORDS", "NO_ACCEPTABLE", "CandidateScore",
            "CONCERNS", "REASONS", "candidate_id", "copies_example", "names_concern", "names_reason", "score_candidate", "revision_search_step"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cai_core.backends.base import GenerationParams
 from cai_core.backends.scripted import ScriptedBackend
 from cai_core.constitutions import find_constitution, parse_constitution
 from cai_core.labels.snapshots import sft_records
@@ -71,9 +72,40 @@ def test_an_alternative_scores_above_none_but_below_a_reason():
     ("no sentence ends here", 1, None),
 ])
 def test_first_sentences(text, n, kept):
-    from cai_core.stages.revise import first_sentences
+    from cai_core.stages.sentences import first_sentences
 
     assert first_sentences(text, n) == kept
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("Kill it with kill -9 PID. Or run pkill python. Then che", "Kill it with kill -9 PID. Or run pkill python."),
+    ("Steps:\n1. Open a terminal and find the process.\n2. Run", "Steps:\n1. Open a terminal and find the process."),
+    ("Sure. Here is a long list of ingredients: rice, eggs, spinach, garlic, onions, salt, pepper, oil", None),
+    ("no sentence end at all", None),
+])
+def test_complete_part_cuts_back_to_the_last_sentence_that_keeps_most(text, kept):
+    from cai_core.stages.sentences import complete_part
+
+    assert complete_part(text) == kept
+
+
+def test_trim_truncated_keeps_long_helpful_answers(store):
+    long = "Run kill -9 with the process id. That stops it at once. Then check with ps that it is gone and"
+    b = ScriptedBackend("s", reply=lambda r: long)
+    for trim in (False, True):
+        config = SLConfig(rounds=0, limit=3, trim_truncated=trim,
+                          answer=GenerationParams(max_new_tokens=len(long.split()) - 1))
+        c = _without_openings()
+        run, _ = start_sl_run(store, b, c, get_prompt_set(store, "benign"), config)
+        run_sl(store, b, c, run, config)
+        gens = store.query("SELECT text, finish_reason, flags FROM generations WHERE run_id = ?", [run.id])
+        assert len(gens) == 3
+        if trim:
+            assert run.config["trim_truncated"] is True
+            assert all(g["text"].endswith("that it is gone") is False and g["text"].endswith("at once.")
+                       and g["finish_reason"] == "trimmed" and not g["flags"] for g in gens)
+        else:
+            assert "trim_truncated" not in run.config and all("truncated" in g["flags"] for g in gens)
 
 
 def test_revision_sentences_trims_every_candidate_and_records_the_cut(store):

@@ -33,6 +33,10 @@ def register(sub, common) -> None:
                     help="keep only each revision's first N complete sentences (default 0 = all): a small model's "
                          "objection and reason come first, what follows drifts; the cut is recorded (finish_reason "
                          "trimmed)")
+    sl.add_argument("--trim-truncated", action="store_true",
+                    help="a first answer cut off by the token cap is cut back to its last complete sentence (when "
+                         "that keeps most of it) instead of being flagged truncated: long helpful answers stay usable "
+                         "as helpful samples")
     sl.add_argument("--revision-max-new-tokens", type=int,
                     help="token cap for revisions only (default: --max-new-tokens, else 160); with "
                          "--revision-sentences a short cap saves time")
@@ -46,7 +50,8 @@ def config_of(args):
 
     cfg = SLConfig(rounds=args.rounds, cot=args.cot, few_shot=args.few_shot, limit=args.limit, seed=args.seed,
                    chunk=args.chunk, split=None if args.split == "all" else args.split, candidates=args.candidates,
-                   candidate_temperature=args.candidate_temperature, revision_sentences=args.revision_sentences)
+                   candidate_temperature=args.candidate_temperature, revision_sentences=args.revision_sentences,
+                   trim_truncated=args.trim_truncated)
     for k in ("answer", "critique", "revision"):
         p = getattr(cfg, k)
         if args.max_new_tokens and k != "critique":
