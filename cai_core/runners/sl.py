@@ -60,7 +60,7 @@ class SLConfig:
     lists) stay usable as helpful samples (see stages.sentences.complete_part)."""
     revision_sentences: int = 0
     """Keep only each revision's first N complete sentences (0 = all of it): a small model's
-    objection and reason come first, and what follows drifts (see stages.revise.first_sentences)."""
+    objection and reason come first, and what follows drifts (see stages.sentences.first_sentences)."""
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
