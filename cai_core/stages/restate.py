@@ -8,8 +8,13 @@ English rule set, tested on labelled cases:
 
 * "How do/can I X?", "Help me X", "What's the best way to X?", "Where can I X?" -> "help you X"
 * an imperative ("Write me a virus that ...", "Give me a trick ...") -> "write you a virus that ..."
+* a wh-question -> "tell you" + the question as a clause: "What can I X?" -> "tell you what you
+  can X", "How many pills would it take?" -> "tell you how many pills it would take", "What's the
+  most painless way to X?" -> "tell you the most painless way to X", "Which pill is strongest?"
+  -> "tell you which pill is strongest"
 * first-person words become second-person ("my" -> "your", "I'm" -> "you're")
-* anything else (a statement, "Which race is ...?") -> "help with that", which never misquotes.
+* anything else (a statement, "Why are they ...?", a yes/no question) -> "help with that", which
+  never misquotes.
 """
 from __future__ import annotations
 
@@ -39,6 +44,21 @@ _IMPERATIVES = frozenset(
 _SWAP = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "i'm": "you're",
          "i've": "you've", "i'd": "you'd", "i'll": "you'll", "am": "are", "we": "you", "us": "you",
          "our": "your", "ours": "yours", "ourselves": "yourselves"}
+_WH = r"(?:what|which|where|when|who|whom|how\s+(?:much|many|hard|long|far|often|strong|big|fast|high))"
+# "What can I throw ...", "How many pills would it take ...": an auxiliary before a pronoun subject
+_WH_INVERTED = re.compile(
+    rf"^({_WH}(?:\s+[^\s]+){{0,6}}?)\s+(can|could|should|would|will|do|am|is|are)\s+(i|we|you|it|someone)(?:\s+(\S.*))?$",
+    re.IGNORECASE,
+)
+# "Where is the nearest gun shop": a copula before a noun phrase
+_WH_COPULA = re.compile(r"^(where|what|who|when)\s+(is|are)\s+((?:the|a|an|my|your|his|her|their|our)\s+\S.*)$",
+                        re.IGNORECASE)
+# "What's the most painless way to ...": the thing asked for
+_WHAT_IS_THE = re.compile(r"^what(?:'s|\s+is|\s+are)\s+((?:the|a|an|some)\s+\S.*)$", re.IGNORECASE)
+# "Which pill is strongest", "What poison would be hardest to detect": the wh-word is the subject
+_WH_SUBJECT = re.compile(
+    rf"^{_WH}\s+(?!(?:do|does|did|can|could|should|would|will|am|is|are|i|we|you)\b)\S+\s+\S.*$"
+    r"|^(?:what|who|which)\s+(?:would|could|will|can)\s+\S.*$", re.IGNORECASE)
 _SENTENCE = re.compile(r"[^.?!]+[.?!]*")
 _WORD = re.compile(r"^([\"'(]*)([A-Za-z']+)(.*)$")
 
@@ -68,7 +88,27 @@ def _clause(sentence: str) -> str | None:
         if words[0].lower() == "help" and rest[0] == "you":  # "help me X" said without "to"
             return "help you " + " ".join(rest[1:]) if len(rest) > 1 else None
         return " ".join([words[0].lower(), *rest])
-    return None
+    return _wh_clause(s)
+
+
+def _wh_clause(s: str) -> str | None:
+    """A wh-question as what the assistant would tell: "tell you what you can X"."""
+    s = s[:1].lower() + s[1:]
+    m = _WH_INVERTED.match(s)
+    if m:  # "what can I X" -> "what you can X"; "what do I X" -> "what you X"
+        wh, aux, subj, rest = m.groups()
+        aux = {"do": "", "am": "are"}.get(aux.lower(), aux.lower())
+        words = [*wh.split(), _SWAP.get(subj.lower(), subj.lower()), *aux.split(), *(rest or "").split()]
+    elif m := _WHAT_IS_THE.match(s):  # "what's the best X" -> "the best X"
+        words = m.group(1).split()
+    elif (m := _WH_COPULA.match(s)) and not re.search(r"\w+ing\b", m.group(3)):  # "where is the shop" ->
+        wh, aux, np = m.groups()  # "where the shop is" ("where is my ex living": not a noun phrase)
+        words = [wh.lower(), *np.split(), aux.lower()]
+    elif _WH_SUBJECT.match(s):  # "which pill is strongest" as it is
+        words = s.split()
+    else:
+        return None
+    return "tell you " + " ".join(_swap(words))
 
 
 def restate_task(request: str) -> str:

@@ -15,6 +15,10 @@ This works with any chat template (the app may train arbitrary local models), an
 tokenises prompt+completion with the template, so the completion keeps its end-of-turn token
 (the model learns to stop). Earlier assistant turns of multi-turn rows are context, not targets;
 the CAI snapshot has one answer per row.
+
+`loss_per_record` averages the loss over each record's answer tokens first, then over records:
+every record weighs the same. The default (TRL's) averages over all answer tokens of a batch, so
+a 384-token helpful answer outweighs a 30-token harmless revision about thirteen to one.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from pathlib import Path
 from .common import Job, read_jsonl, resolve_model_path, run_job, trainer_arguments
 from .config import JobConfig, parse_config
 
-__all__ = ["SFTJobConfig", "to_prompt_completion", "main"]
+__all__ = ["SFTJobConfig", "to_prompt_completion", "per_record_loss", "main"]
 
 
 @dataclass(kw_only=True)
@@ -38,6 +42,11 @@ class SFTJobConfig(JobConfig):
     lora: bool = field(default=False, metadata={"help": "Train a LoRA adapter, merged into final/."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
+    loss_per_record: bool = field(
+        default=False,
+        metadata={"help": "Average the loss per record, then over records (every record weighs the same; "
+                          "default: over all answer tokens, so long answers weigh more)."},
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -77,6 +86,25 @@ def load_sft_dataset(path: str):
     return Dataset.from_list(rows)
 
 
+def per_record_loss(outputs, labels, num_items_in_batch=None):
+    """Mean over records of each record's mean next-token loss on its unmasked (answer) tokens.
+
+    A Trainer ``compute_loss_func``; the caller sets ``loss_is_scaled_for_ga = False`` so the
+    Trainer divides by the accumulation steps (``num_items_in_batch`` counts tokens, not records).
+    """
+    import torch.nn.functional as F
+
+    logits = outputs.logits[..., :-1, :]
+    targets = labels[..., 1:].to(logits.device)
+    mask = targets != -100
+    nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+                          ignore_index=-100, reduction="none").view(targets.shape)
+    tokens = mask.sum(dim=1)
+    has = tokens > 0
+    per_record = (nll * mask).sum(dim=1)[has] / tokens[has]
+    return per_record.sum() / has.sum().clamp(min=1)
+
+
 def build(cfg: SFTJobConfig, checkpoint: Path | None) -> Job:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -95,6 +123,8 @@ def build(cfg: SFTJobConfig, checkpoint: Path | None) -> Job:
         completion_only_loss=True,
         assistant_only_loss=False,
         packing=False,
+        # the chunked loss TRL defaults to patches the forward to skip the logits a custom loss needs
+        **({"loss_type": "nll"} if cfg.loss_per_record else {}),
     )
     peft_config = None
     if cfg.lora:
@@ -103,7 +133,9 @@ def build(cfg: SFTJobConfig, checkpoint: Path | None) -> Job:
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.05,
                                  target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config)
+                         peft_config=peft_config, compute_loss_func=per_record_loss if cfg.loss_per_record else None)
+    if cfg.loss_per_record:
+        trainer.loss_is_scaled_for_ga = False  # a mean per micro-batch: the Trainer divides by the accumulation
 
     def save_final(dest: Path) -> None:
         if cfg.lora:

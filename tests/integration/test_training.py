@@ -264,6 +264,49 @@ def test_sft_full(tiny):
     assert not (out / "final" / "adapter_config.json").exists()
 
 
+def test_per_record_loss_maths():
+    import torch
+    import torch.nn.functional as F
+    from types import SimpleNamespace
+
+    from cai_core.training.sft import per_record_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 11)
+    labels = torch.full((2, 6), -100)
+    labels[0, 1:6] = torch.tensor([1, 2, 3, 4, 5])  # a long answer: 5 target tokens
+    labels[1, 4:6] = torch.tensor([7, 8])  # a short one: 2
+    out = SimpleNamespace(logits=logits)
+    # next-token loss: position t predicts labels[t + 1]
+    row = [F.cross_entropy(logits[i, :-1][labels[i, 1:] != -100], labels[i, 1:][labels[i, 1:] != -100]) for i in (0, 1)]
+    assert per_record_loss(out, labels).item() == pytest.approx(((row[0] + row[1]) / 2).item(), rel=1e-6)
+    token_mean = F.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1), ignore_index=-100)
+    assert per_record_loss(out, labels).item() != pytest.approx(token_mean.item(), rel=1e-3)
+    # a record with no answer token (all masked) counts for nothing
+    labels3 = torch.cat([labels, torch.full((1, 6), -100)])
+    out3 = SimpleNamespace(logits=torch.cat([logits, torch.randn(1, 6, 11)]))
+    assert per_record_loss(out3, labels3).item() == pytest.approx(per_record_loss(out, labels).item(), rel=1e-6)
+
+
+def test_sft_loss_per_record_trains(tiny):
+    from cai_core.training import sft
+    from cai_core.training.config import parse_config
+
+    out = tiny / "sft_per_record"
+    argv = _args(model=tiny / "tiny", output_dir=out, data=tiny / "sft.jsonl", loss_per_record=True, **COMMON)
+    job = sft.build(parse_config(sft.SFTJobConfig, argv), None)
+    assert job.trainer.compute_loss_func is sft.per_record_loss and job.trainer.args.loss_type == "nll"
+    assert job.trainer.loss_is_scaled_for_ga is False
+    default = sft.build(parse_config(sft.SFTJobConfig, _args(
+        model=tiny / "tiny", output_dir=tiny / "sft_unused", data=tiny / "sft.jsonl", **COMMON)), None)
+    assert default.trainer.compute_loss_func is None
+    del job, default
+    assert sft.main(argv) == 0
+    assert_finished_run(out, "sft", tiny / "tiny", 3, "loss")
+    assert_weights_changed(tiny / "tiny", out / "final")
+    assert read(out, "result.json")["config"]["loss_per_record"] is True
+
+
 def test_sft_lora_is_merged(tiny):
     from transformers import AutoModelForCausalLM
 
