@@ -28,7 +28,7 @@ step "helpful samples: the base model's own answers to every benign train prompt
 HELPFUL=$(cai sl --prompts benign --constitution harmless --rounds 0 --max-new-tokens 384 --trim-truncated)
 
 step "SFT on (prompt, acceptable revision) of the SL run + 2x as many helpful answers: 120 steps"
-cai train sft --sl-runs "$SL" --helpful-runs "$HELPFUL" --helpful-ratio 2 --max-steps 120 >/dev/null
+cai train sft --sl-runs "$SL" --helpful-runs "$HELPFUL" --helpful-ratio 2 --max-steps 120 --length-power 0.5 >/dev/null
 
 step "pairs: 2 samples per prompt from the SFT model, 16 train prompts"
 cai pairs --prompts red-team --limit 16 >/dev/null

@@ -57,15 +57,15 @@ def _handlers(services):
         return (gr.update(value=d["learning_rate"]), gr.update(value=d["per_device_batch_size"]),
                 gr.update(label=f"Train on: {SELECTION_HELP[kind]}", value=""))
 
-    def launch(kind, max_steps, lr, batch, soft, lora, per_record, base, new_run, selection):
+    def launch(kind, max_steps, lr, batch, soft, lora, length_power, base, new_run, selection):
         cfg = {"max_steps": int(max_steps), "learning_rate": float(lr), "per_device_batch_size": int(batch),
                "save_steps": max(1, int(max_steps) // 2)}
         if kind == "reward":
             cfg["soft_labels"] = bool(soft)
         if kind == "sft" and lora:
             cfg["lora"] = True
-        if kind == "sft" and per_record:
-            cfg["loss_per_record"] = True
+        if kind == "sft" and length_power is not None and float(length_power) != 1.0:
+            cfg["length_power"] = float(length_power)
         if kind in ("rloo", "grpo"):
             cfg["per_device_batch_size"] = max(int(batch), 4) // 4 * 4  # a multiple of num_generations
         try:
@@ -132,7 +132,9 @@ def build(services) -> None:
         with gr.Row():
             soft = gr.Checkbox(label="Reward: soft labels (the paper's)", value=True)
             lora = gr.Checkbox(label="SFT: LoRA")
-            per_record = gr.Checkbox(label="SFT: every record weighs the same (short revisions as much as long answers)")
+            length_power = gr.Number(value=sft["length_power"], minimum=0, maximum=1, step=0.25,
+                                     label="SFT: length weight p (a record weighs its answer tokens^p: "
+                                           "1 = long answers weigh more, 0 = every record the same)")
             new_run = gr.Checkbox(label="Force a new run")
             launch_btn = gr.Button("Launch (or resume)", variant="primary")
             cancel_btn = gr.Button("Cancel", variant="stop")
@@ -153,7 +155,7 @@ def build(services) -> None:
 
         kind.change(on_kind, [kind], [lr, batch, selection], api_name="train_kind")
         gr.on([kind.change, selection.submit], label_trust, [kind, selection], [trust], api_name="train_label_trust")
-        launch_btn.click(launch, [kind, max_steps, lr, batch, soft, lora, per_record, base, new_run, selection],
+        launch_btn.click(launch, [kind, max_steps, lr, batch, soft, lora, length_power, base, new_run, selection],
                          [job_id, run_id, panel], api_name="train_launch")
         cancel_btn.click(cancel, [job_id], [message], api_name="train_cancel")
         show_btn.click(show_run, [past], [curves, log], api_name="train_show_run")

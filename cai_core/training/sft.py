@@ -16,9 +16,10 @@ tokenises prompt+completion with the template, so the completion keeps its end-o
 (the model learns to stop). Earlier assistant turns of multi-turn rows are context, not targets;
 the CAI snapshot has one answer per row.
 
-`loss_per_record` averages the loss over each record's answer tokens first, then over records:
-every record weighs the same. The default (TRL's) averages over all answer tokens of a batch, so
-a 384-token helpful answer outweighs a 30-token harmless revision about thirteen to one.
+`length_power` p sets how much a record weighs by its length: each record's mean loss on its
+answer tokens, weighted by (answer tokens)^p. p = 1 is TRL's own average over all answer tokens
+of a batch (the default), so a 384-token helpful answer outweighs a 30-token harmless revision
+about thirteen to one; p = 0 weighs every record the same; 0.5 is between (about 3.6 to one).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from pathlib import Path
 from .common import Job, read_jsonl, resolve_model_path, run_job, trainer_arguments
 from .config import JobConfig, parse_config
 
-__all__ = ["SFTJobConfig", "to_prompt_completion", "per_record_loss", "main"]
+__all__ = ["SFTJobConfig", "to_prompt_completion", "length_weighted_loss", "main"]
 
 
 @dataclass(kw_only=True)
@@ -42,10 +43,10 @@ class SFTJobConfig(JobConfig):
     lora: bool = field(default=False, metadata={"help": "Train a LoRA adapter, merged into final/."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
-    loss_per_record: bool = field(
-        default=False,
-        metadata={"help": "Average the loss per record, then over records (every record weighs the same; "
-                          "default: over all answer tokens, so long answers weigh more)."},
+    length_power: float = field(
+        default=1.0,
+        metadata={"help": "A record's loss weighs (its answer tokens)^p: 1 = the average over all answer "
+                          "tokens (long answers weigh more), 0 = every record the same."},
     )
 
     def validate(self) -> None:
@@ -54,6 +55,8 @@ class SFTJobConfig(JobConfig):
             raise ValueError("max_length must be >= 8")
         if self.lora and self.lora_r < 1:
             raise ValueError("lora_r must be >= 1")
+        if not 0.0 <= self.length_power <= 1.0:
+            raise ValueError("length_power must be between 0 and 1")
 
 
 CONFIG_CLASS = SFTJobConfig
@@ -86,23 +89,27 @@ def load_sft_dataset(path: str):
     return Dataset.from_list(rows)
 
 
-def per_record_loss(outputs, labels, num_items_in_batch=None):
-    """Mean over records of each record's mean next-token loss on its unmasked (answer) tokens.
+def length_weighted_loss(power: float):
+    """A Trainer ``compute_loss_func``: each record's mean next-token loss on its unmasked (answer)
+    tokens, weighted by (answer tokens)^``power``, averaged over the micro-batch (``power`` 1: the
+    token average; 0: every record the same). The caller sets ``loss_is_scaled_for_ga = False`` so
+    the Trainer divides by the accumulation steps (``num_items_in_batch`` counts tokens)."""
 
-    A Trainer ``compute_loss_func``; the caller sets ``loss_is_scaled_for_ga = False`` so the
-    Trainer divides by the accumulation steps (``num_items_in_batch`` counts tokens, not records).
-    """
-    import torch.nn.functional as F
+    def loss(outputs, labels, num_items_in_batch=None):
+        import torch.nn.functional as F
 
-    logits = outputs.logits[..., :-1, :]
-    targets = labels[..., 1:].to(logits.device)
-    mask = targets != -100
-    nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
-                          ignore_index=-100, reduction="none").view(targets.shape)
-    tokens = mask.sum(dim=1)
-    has = tokens > 0
-    per_record = (nll * mask).sum(dim=1)[has] / tokens[has]
-    return per_record.sum() / has.sum().clamp(min=1)
+        logits = outputs.logits[..., :-1, :]
+        targets = labels[..., 1:].to(logits.device)
+        mask = targets != -100
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+                              ignore_index=-100, reduction="none").view(targets.shape)
+        tokens = mask.sum(dim=1)
+        has = tokens > 0
+        per_record = (nll * mask).sum(dim=1)[has] / tokens[has]
+        weight = tokens[has].float() ** power
+        return (per_record * weight).sum() / weight.sum().clamp(min=1e-8)
+
+    return loss
 
 
 def build(cfg: SFTJobConfig, checkpoint: Path | None) -> Job:
@@ -124,7 +131,7 @@ def build(cfg: SFTJobConfig, checkpoint: Path | None) -> Job:
         assistant_only_loss=False,
         packing=False,
         # the chunked loss TRL defaults to patches the forward to skip the logits a custom loss needs
-        **({"loss_type": "nll"} if cfg.loss_per_record else {}),
+        **({"loss_type": "nll"} if cfg.length_power != 1.0 else {}),
     )
     peft_config = None
     if cfg.lora:
@@ -133,8 +140,9 @@ def build(cfg: SFTJobConfig, checkpoint: Path | None) -> Job:
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.05,
                                  target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, compute_loss_func=per_record_loss if cfg.loss_per_record else None)
-    if cfg.loss_per_record:
+                         peft_config=peft_config,
+                         compute_loss_func=length_weighted_loss(cfg.length_power) if cfg.length_power != 1.0 else None)
+    if cfg.length_power != 1.0:
         trainer.loss_is_scaled_for_ga = False  # a mean per micro-batch: the Trainer divides by the accumulation
 
     def save_final(dest: Path) -> None:

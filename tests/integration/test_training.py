@@ -264,47 +264,58 @@ def test_sft_full(tiny):
     assert not (out / "final" / "adapter_config.json").exists()
 
 
-def test_per_record_loss_maths():
+def test_length_weighted_loss_maths():
     import torch
     import torch.nn.functional as F
     from types import SimpleNamespace
 
-    from cai_core.training.sft import per_record_loss
+    from cai_core.training.sft import length_weighted_loss
 
     torch.manual_seed(0)
     logits = torch.randn(2, 6, 11)
     labels = torch.full((2, 6), -100)
-    labels[0, 1:6] = torch.tensor([1, 2, 3, 4, 5])  # a long answer: 5 target tokens
-    labels[1, 4:6] = torch.tensor([7, 8])  # a short one: 2
+    labels[0, 1:6] = torch.tensor([1, 2, 3, 4, 5])  # a long answer: 4 target tokens after the shift
+    labels[1, 4:6] = torch.tensor([7, 8])  # a short one: 1
     out = SimpleNamespace(logits=logits)
     # next-token loss: position t predicts labels[t + 1]
     row = [F.cross_entropy(logits[i, :-1][labels[i, 1:] != -100], labels[i, 1:][labels[i, 1:] != -100]) for i in (0, 1)]
-    assert per_record_loss(out, labels).item() == pytest.approx(((row[0] + row[1]) / 2).item(), rel=1e-6)
+    n = [int((labels[i, 1:] != -100).sum()) for i in (0, 1)]
+    # p = 0: every record the same
+    assert length_weighted_loss(0.0)(out, labels).item() == pytest.approx(((row[0] + row[1]) / 2).item(), rel=1e-6)
+    # p = 1: the average over all answer tokens (what TRL's own loss computes)
     token_mean = F.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1), ignore_index=-100)
-    assert per_record_loss(out, labels).item() != pytest.approx(token_mean.item(), rel=1e-3)
+    assert length_weighted_loss(1.0)(out, labels).item() == pytest.approx(token_mean.item(), rel=1e-6)
+    assert length_weighted_loss(0.0)(out, labels).item() != pytest.approx(token_mean.item(), rel=1e-3)
+    # p = 0.5: weights sqrt(tokens)
+    w = [math.sqrt(k) for k in n]
+    want = (w[0] * row[0] + w[1] * row[1]) / (w[0] + w[1])
+    assert length_weighted_loss(0.5)(out, labels).item() == pytest.approx(want.item(), rel=1e-6)
     # a record with no answer token (all masked) counts for nothing
     labels3 = torch.cat([labels, torch.full((1, 6), -100)])
     out3 = SimpleNamespace(logits=torch.cat([logits, torch.randn(1, 6, 11)]))
-    assert per_record_loss(out3, labels3).item() == pytest.approx(per_record_loss(out, labels).item(), rel=1e-6)
+    assert length_weighted_loss(0.0)(out3, labels3).item() == pytest.approx(
+        length_weighted_loss(0.0)(out, labels).item(), rel=1e-6)
 
 
-def test_sft_loss_per_record_trains(tiny):
+def test_sft_length_power_trains(tiny):
     from cai_core.training import sft
     from cai_core.training.config import parse_config
 
-    out = tiny / "sft_per_record"
-    argv = _args(model=tiny / "tiny", output_dir=out, data=tiny / "sft.jsonl", loss_per_record=True, **COMMON)
+    out = tiny / "sft_length_power"
+    argv = _args(model=tiny / "tiny", output_dir=out, data=tiny / "sft.jsonl", length_power=0.0, **COMMON)
     job = sft.build(parse_config(sft.SFTJobConfig, argv), None)
-    assert job.trainer.compute_loss_func is sft.per_record_loss and job.trainer.args.loss_type == "nll"
+    assert job.trainer.compute_loss_func is not None and job.trainer.args.loss_type == "nll"
     assert job.trainer.loss_is_scaled_for_ga is False
     default = sft.build(parse_config(sft.SFTJobConfig, _args(
         model=tiny / "tiny", output_dir=tiny / "sft_unused", data=tiny / "sft.jsonl", **COMMON)), None)
-    assert default.trainer.compute_loss_func is None
+    assert default.trainer.compute_loss_func is None  # p = 1: TRL's own (chunked) token average
     del job, default
     assert sft.main(argv) == 0
     assert_finished_run(out, "sft", tiny / "tiny", 3, "loss")
     assert_weights_changed(tiny / "tiny", out / "final")
-    assert read(out, "result.json")["config"]["loss_per_record"] is True
+    assert read(out, "result.json")["config"]["length_power"] == 0.0
+    with pytest.raises(SystemExit):
+        parse_config(sft.SFTJobConfig, _args(model="m", output_dir="o", data="d", length_power=2.0))
 
 
 def test_sft_lora_is_merged(tiny):

@@ -627,7 +627,7 @@ def test_train_launch_poll_curves_and_checkpoint(server, client, tiny_dir):
     with pytest.raises(AppError, match="no running training job to cancel"):
         call(client, "train_cancel", "job-999")
     with pytest.raises(AppError, match="not 'embedded' and not a local folder"):
-        call(client, "train_launch", "sft", 2, 2e-5, 2, True, False, False, str(server.root / "missing"), False, "")
+        call(client, "train_launch", "sft", 2, 2e-5, 2, True, False, 1, str(server.root / "missing"), False, "")
     # each kind brings its own default learning rate (PPO's is ~7x smaller than SFT's)
     lr, batch, selection = call(client, "train_kind", "ppo")
     assert lr["value"] == 3e-6 and "prompt set" in selection["label"]
@@ -637,7 +637,7 @@ def test_train_launch_poll_curves_and_checkpoint(server, client, tiny_dir):
     assert "⚠" in trust and ("not validated" in trust or "no finished judge run" in trust), trust
     assert call(client, "train_label_trust", "sft", "") == ""
     assert lr["value"] == 2e-5 and "SL run ids" in selection["label"]
-    job, run_from_launch, panel = call(client, "train_launch", "sft", 2, 2e-5, 2, True, False, True, str(tiny_dir),
+    job, run_from_launch, panel = call(client, "train_launch", "sft", 2, 2e-5, 2, True, False, 0.5, str(tiny_dir),
                                        False, server.populated.sl_run_id)
     assert status_of(panel) in ("queued", "running")
     # poll with what the UI holds (the run box may still be empty: the job names its run when it starts)
@@ -651,9 +651,9 @@ def test_train_launch_poll_curves_and_checkpoint(server, client, tiny_dir):
     ck = rows(ckpts)
     assert len(ck) == 1 and ck[0][1:3] == ["sft", run_id] and ck[0][5] == str(tiny_dir)
     assert store.count("checkpoints", "WHERE run_id = ?", [run_id]) == 1
-    # the "every record weighs the same" box reached the job's config
+    # the length weight reached the job's config
     result = json.loads((Path(server.services.settings.runs_dir) / run_id / "result.json").read_text())
-    assert result["config"]["loss_per_record"] is True
+    assert result["config"]["length_power"] == 0.5
     with pytest.raises(AppError, match="no running training job to cancel"):
         call(client, "train_cancel", job)
     # the curves of any past run, not only of a job launched in this page
