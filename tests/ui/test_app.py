@@ -20,7 +20,7 @@ def test_build_app_and_overview_handler(tmp_path, scripted):
     with gr.Blocks():
         refresh, _ = overview.build(services)
     stats, sets, cons, runs = refresh()
-    assert stats["prompts"] == 220 and sets[0][0] == "benign"
+    assert stats["prompts"] == 325 and sets[0][0] == "benign"
     assert {c[0] for c in cons} >= {"seed", "harmless"}
 
 

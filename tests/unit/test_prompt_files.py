@@ -403,7 +403,7 @@ def test_get_shipped_red_team(store):
 
 def test_get_shipped_benign(store):
     ps = get_prompt_set(store, "benign")
-    assert store.count("prompts", "WHERE set_id = ?", [ps.id]) == 220
+    assert store.count("prompts", "WHERE set_id = ?", [ps.id]) == 325
     borderline = store.count("prompts", "WHERE set_id = ? AND category = ?", [ps.id, "borderline"])
     assert borderline >= 60  # helpful requests that only sound dangerous
 
@@ -428,7 +428,7 @@ def test_list_prompt_sets(tmp_path, store):
     get_prompt_set(store, "benign")
     listed = list_prompt_sets(store)
     assert [r["name"] for r in listed] == ["benign", "zeta"]
-    assert [r["prompts"] for r in listed] == [220, 2]
+    assert [r["prompts"] for r in listed] == [325, 2]
 
 
 def test_prompts_of_limit_and_order(tmp_path, store):
