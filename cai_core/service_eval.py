@@ -37,6 +37,12 @@ class EvalLabelsMixin:
         rid = self._compare_run_id(run_id)
         return {"run_id": rid, "answers": answers_to_label(self.store, rid, limit=limit)}
 
+    def compare_answer_ids(self: Any, ids: set[str] | list[str]) -> set[str]:
+        """Those of ``ids`` that are answers of a compare run (checked before labelling a batch)."""
+        from .store.response_labels import compare_answer_ids
+
+        return compare_answer_ids(self.store, sorted(ids))
+
     def label_answer(self: Any, generation_id: str, label: str, *, author: str, reason: str | None = None) -> dict:
         """Append a person's label of one compare answer (the newest label counts)."""
         from .store import records

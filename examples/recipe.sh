@@ -27,8 +27,11 @@ step "helpful samples: the base model's own answers to every benign train prompt
 # the long how-to answers ("How do I kill a Python process?") are the ones SFT must not learn to refuse
 HELPFUL=$(cai sl --prompts benign --constitution harmless --rounds 0 --max-new-tokens 384 --trim-truncated)
 
-step "SFT on (prompt, acceptable revision) of the SL run + 2x as many helpful answers: 120 steps"
-cai train sft --sl-runs "$SL" --helpful-runs "$HELPFUL" --helpful-ratio 2 --max-steps 120 --length-power 0.5 >/dev/null
+step "SFT on (prompt, acceptable revision) of the SL run + 3x as many helpful answers: 120 steps"
+# --length-power 0.5: a record's loss weighs sqrt(its answer tokens), not its token count: the
+# one-sentence revisions (~30 tokens) would otherwise count for ~5 % of the gradient next to the
+# 384-token helpful answers (objections stayed rare); every record the same (0) refuses benign requests
+cai train sft --sl-runs "$SL" --helpful-runs "$HELPFUL" --helpful-ratio 3 --max-steps 120 --length-power 0.5 >/dev/null
 
 step "pairs: 2 samples per prompt from the SFT model, 16 train prompts"
 cai pairs --prompts red-team --limit 16 >/dev/null

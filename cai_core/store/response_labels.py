@@ -5,7 +5,7 @@ from typing import Any
 
 from .db import Store
 
-__all__ = ["answers_to_label", "current_labels", "compare_runs_with_answers", "labels_of_answer"]
+__all__ = ["answers_to_label", "current_labels", "compare_answer_ids", "compare_runs_with_answers", "labels_of_answer"]
 
 
 def answers_to_label(store: Store, run_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
@@ -45,6 +45,18 @@ def compare_runs_with_answers(store: Store) -> list[dict[str, Any]]:
         FROM runs r LEFT JOIN prompt_sets s ON s.id = r.prompt_set_id
         WHERE r.kind = 'compare' ORDER BY r.created_at DESC
         """)
+
+
+def compare_answer_ids(store: Store, ids: list[str]) -> set[str]:
+    """Those of ``ids`` that are answers of a compare run (what a label may be attached to)."""
+    if not ids:
+        return set()
+    rows = store.query(
+        """
+        SELECT g.id FROM generations g JOIN runs r ON r.id = g.run_id
+        WHERE r.kind = 'compare' AND list_contains(?, g.id)
+        """, [list(ids)])
+    return {r["id"] for r in rows}
 
 
 def labels_of_answer(store: Store, generation_id: str) -> int:

@@ -112,3 +112,33 @@ def test_label_answers_of_a_named_compare_run(tmp_path):
     report = json.loads(cai(tmp_path, "label", "report", "--run", first, "--json").stdout)
     assert report["run_id"] == first
     assert len(cai(tmp_path, "label", "next", "--run", first, "--limit", "10").stdout.splitlines()) == 3
+
+
+def test_label_import_records_a_labelled_file(tmp_path):
+    """`cai label next > f.jsonl`, a label added to each line by hand, `cai label import f.jsonl`."""
+    out = cai(tmp_path, "--backend", "scripted", "compare", "--models", "base,other", "--prompts", "red-team",
+              "--limit", "2", "--mode", "cot")
+    run = re.search(r"run (compare-\w+)", out.stdout + out.stderr).group(1)
+    rows = [json.loads(x) for x in cai(tmp_path, "label", "next", "--run", run, "--limit", "10").stdout.splitlines()]
+    assert len(rows) == 4
+    labelled = tmp_path / "labelled.jsonl"
+    # a bad label anywhere: nothing is recorded
+    bad = [dict(rows[0], label="objection"), dict(rows[1], label="refused")]
+    labelled.write_text("".join(json.dumps(r) + "\n" for r in bad))
+    p = cai(tmp_path, "label", "import", str(labelled), check=False)
+    assert p.returncode != 0 and "labelled.jsonl:2" in p.stderr and "refused" in p.stderr
+    # an id that is no compare answer: nothing is recorded either
+    labelled.write_text(json.dumps({"id": "nope", "label": "comply"}) + "\n" + json.dumps(dict(rows[0], label="comply")) + "\n")
+    p = cai(tmp_path, "label", "import", str(labelled), check=False)
+    assert p.returncode != 0 and "'nope'" in p.stderr
+    assert len(cai(tmp_path, "label", "next", "--run", run, "--limit", "10").stdout.splitlines()) == 4
+    # three labelled, one left for later
+    good = [dict(rows[0], label="objection", reason="names the harm"), dict(rows[1], label="comply"),
+            dict(rows[2], label="evasive"), rows[3]]
+    labelled.write_text("".join(json.dumps(r) + "\n" for r in good))
+    p = cai(tmp_path, "label", "import", str(labelled), "--author", "sam")
+    assert "3 labels recorded" in p.stderr and "1 lines without a label skipped" in p.stderr
+    left = [json.loads(x) for x in cai(tmp_path, "label", "next", "--run", run, "--limit", "10").stdout.splitlines()]
+    assert [r["id"] for r in left] == [rows[3]["id"]]
+    report = json.loads(cai(tmp_path, "label", "report", "--run", run, "--json").stdout)
+    assert report["n"] == 3 and sum(m["n"] for m in report["models"]) == 3, report
