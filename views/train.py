@@ -133,8 +133,9 @@ def build(services) -> None:
             soft = gr.Checkbox(label="Reward: soft labels (the paper's)", value=True)
             lora = gr.Checkbox(label="SFT: LoRA")
             length_power = gr.Number(value=sft["length_power"], minimum=0, maximum=1, step=0.25,
-                                     label="SFT: length weight p (a record weighs its answer tokens^p: "
-                                           "1 = long answers weigh more, 0 = every record the same)")
+                                     label="SFT: length weight p",
+                                     info="a record weighs (its answer tokens)^p: 1 = long answers weigh more, "
+                                          "0 = every record the same")
             new_run = gr.Checkbox(label="Force a new run")
             launch_btn = gr.Button("Launch (or resume)", variant="primary")
             cancel_btn = gr.Button("Cancel", variant="stop")
