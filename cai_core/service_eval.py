@@ -53,9 +53,9 @@ class EvalLabelsMixin:
             raise ValueError(f"label must be one of {', '.join(RESPONSE_CLASSES)}, not {label!r}")
         if not author.strip():
             raise ValueError("a label needs an author")
-        gen = records.load_one(self.store, Generation, id=generation_id)
-        if gen is None or gen.run_id not in {r["id"] for r in self.compare_runs()}:
+        if generation_id not in self.compare_answer_ids([generation_id]):
             raise ValueError(f"{generation_id!r} is not an answer of a compare run")
+        gen = records.load_one(self.store, Generation, id=generation_id)
         n = labels_of_answer(self.store, generation_id)
         row = ResponseLabel(id=stable_id("response-label", generation_id, author, n), generation_id=generation_id,
                             run_id=gen.run_id, model_name=str(gen.params.get("model_name", gen.model)),
