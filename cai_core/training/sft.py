@@ -123,6 +123,7 @@ def build(cfg: SFTJobConfig, checkpoint: Path | None) -> Job:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     dataset = load_sft_dataset(cfg.data)
+    weighted = cfg.length_power != 1.0  # p = 1: TRL's own token average, its default (chunked) loss
 
     args = SFTConfig(
         **trainer_arguments(cfg),
@@ -131,7 +132,7 @@ def build(cfg: SFTJobConfig, checkpoint: Path | None) -> Job:
         assistant_only_loss=False,
         packing=False,
         # the chunked loss TRL defaults to patches the forward to skip the logits a custom loss needs
-        **({"loss_type": "nll"} if cfg.length_power != 1.0 else {}),
+        **({"loss_type": "nll"} if weighted else {}),
     )
     peft_config = None
     if cfg.lora:
@@ -141,8 +142,8 @@ def build(cfg: SFTJobConfig, checkpoint: Path | None) -> Job:
                                  target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config,
-                         compute_loss_func=length_weighted_loss(cfg.length_power) if cfg.length_power != 1.0 else None)
-    if cfg.length_power != 1.0:
+                         compute_loss_func=length_weighted_loss(cfg.length_power) if weighted else None)
+    if weighted:
         trainer.loss_is_scaled_for_ga = False  # a mean per micro-batch: the Trainer divides by the accumulation
 
     def save_final(dest: Path) -> None:
