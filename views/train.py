@@ -22,7 +22,8 @@ SELECTION_HELP = {
            "'; helpful: RUN[,RUN] [ratio R]' to mix in those runs' helpful first answers",
     "reward": "judge run ids (comma-separated, several = an ensemble; empty: the latest judge run over training pairs)",
     "dpo": "judge run ids whose labels DPO trains the SFT policy on (comma-separated; empty: the latest judge run "
-           "over training pairs)",
+           "over training pairs); or pairs by construction, no judge: 'contrast: SL RUN[,RUN]; helpful: RUN; "
+           "refusals: RUN' (revisions over first answers; helpful answers over the refusals of those benign prompts)",
     **{k: "prompt set[:split] (empty: red-team:train)" for k in RL_KINDS},
 }
 
@@ -41,10 +42,24 @@ def _selection(kind: str, text: str) -> dict:
             except ValueError:
                 raise gr.Error(f"helpful ratio {ratio.strip()!r} is not a number") from None
         return sel
+    if kind in PREFERENCE_KINDS and text.strip().startswith("contrast:"):
+        return _contrast_selection(f"{text};{helpful}")
     if kind in PREFERENCE_KINDS:
         return {"judge_runs": items or None}
     set_name, _, split = (items[0] if items else "red-team").partition(":")
     return {"prompt_set": set_name, "split": split or "train"}
+
+
+def _contrast_selection(text: str) -> dict:
+    """'contrast: SL[,SL]; helpful: H; refusals: R' -> a pairs-by-construction selection."""
+    keys = {"contrast": "sl_runs", "helpful": "helpful_runs", "refusals": "refusal_runs"}
+    sel: dict = {"contrast": True}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, colon, runs = part.partition(":")
+        if not colon or name.strip() not in keys:
+            raise gr.Error(f"{part!r}: expected 'contrast: RUN', 'helpful: RUN' or 'refusals: RUN'")
+        sel[keys[name.strip()]] = [x.strip() for x in runs.split(",") if x.strip()] or None
+    return sel
 
 
 def _handlers(services):
@@ -100,8 +115,11 @@ def _handlers(services):
         """Reward, DPO: what is known about the judges behind the labels (validation on gold pairs)."""
         if kind not in PREFERENCE_KINDS:
             return ""
+        sel = _selection(kind, text)
+        if sel.get("contrast"):
+            return "Pairs by construction: no judge labels (each revision over its first answer; helpful answers over refusals)."
         try:
-            warnings = services.label_warnings(_selection(kind, text)["judge_runs"])
+            warnings = services.label_warnings(sel["judge_runs"])
         except Exception as e:
             raise fail(e)
         if not warnings:

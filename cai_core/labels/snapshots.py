@@ -24,7 +24,7 @@ from .audits import effective_labels
 from .rule import training_pair
 
 __all__ = [
-    "SFTSnapshot", "sft_records", "write_records", "sft_dataset",
+    "SFTSnapshot", "sft_records", "helpful_answers", "write_records", "sft_dataset",
     "PreferenceSnapshot", "preference_records", "prompt_records", "register_snapshot",
 ]
 
@@ -77,7 +77,7 @@ def sft_records(store: Store, *, sl_runs: Sequence[str], include_flagged: bool =
     helpful: list[dict] = []
     left_out: dict[str, int] = {}
     if helpful_runs:
-        helpful, left_out = _helpful(store, helpful_runs, limit=math.floor(helpful_ratio * len(records)))
+        helpful, left_out = helpful_answers(store, helpful_runs, limit=math.floor(helpful_ratio * len(records)))
         selection.update(helpful_runs=list(helpful_runs), helpful_ratio=helpful_ratio)
     records += helpful
     body = json.dumps([rec["messages"] for rec in records], sort_keys=True, ensure_ascii=False)
@@ -85,8 +85,9 @@ def sft_records(store: Store, *, sl_runs: Sequence[str], include_flagged: bool =
                        dict(sorted(flag_counts.items())), len(helpful), dict(sorted(left_out.items())))
 
 
-def _helpful(store: Store, runs: Sequence[str], *, limit: int) -> tuple[list[dict], dict[str, int]]:
-    """Helpful samples from the runs' first answers, and why the others were left out."""
+def helpful_answers(store: Store, runs: Sequence[str], *, limit: int | None = None) -> tuple[list[dict], dict[str, int]]:
+    """Helpful samples from the runs' first answers (unflagged, read as helpful compliance), at
+    most ``limit``, in a fixed order (by answer id hash), and why the others were left out."""
     from ..ids import stable_id
     from ..stages.compare.response_class import classify_response, response_class_of
 
@@ -104,7 +105,7 @@ def _helpful(store: Store, runs: Sequence[str], *, limit: int) -> tuple[list[dic
             continue
         good.append(r)
     good.sort(key=lambda r: stable_id("helpful", r["generation_id"]))
-    if len(good) > limit:
+    if limit is not None and len(good) > limit:
         left_out["over_ratio"] = len(good) - limit
     return [{"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["answer"]}],
              "run_id": r["run_id"], "prompt_id": r["prompt_id"], "generation_id": r["generation_id"],

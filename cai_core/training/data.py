@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Sequence
 
 from ..gold.trust import label_warnings
+from ..labels.contrast import contrast_records
 from ..labels.snapshots import preference_records, prompt_records, register_snapshot, sft_records, write_records
 from ..prompt_sets import prompts_of, text_key
 from ..store import Store
 from ..types import PREFERENCE_KINDS, PromptSet, Split
 
-__all__ = ["TrainingInputs", "sft_inputs", "preference_inputs", "rl_inputs", "inputs_for"]
+__all__ = ["TrainingInputs", "sft_inputs", "preference_inputs", "contrast_inputs", "rl_inputs", "inputs_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,24 @@ def preference_inputs(store: Store, data_dir: Path, judge_runs: Sequence[str], *
                           f"snapshot {snap.content_hash})", snap.overrides, tuple(label_warnings(store, judge_runs)))
 
 
+def contrast_inputs(store: Store, data_dir: Path, sl_runs: Sequence[str], *, helpful_runs: Sequence[str] = (),
+                    refusal_runs: Sequence[str] = ()) -> TrainingInputs:
+    """Preference pairs by construction, no judge (see :mod:`cai_core.labels.contrast`)."""
+    snap = contrast_records(store, sl_runs=sl_runs, helpful_runs=helpful_runs, refusal_runs=refusal_runs)
+    if not snap.records:
+        raise ValueError(f"no contrast pairs in SL run(s) {', '.join(sl_runs)}: no acceptable revision differs "
+                         "from its first answer" + (", and the refusal runs refused no benign prompt" if refusal_runs else ""))
+    path = _write(store, "preferences", snap.records, snap.content_hash, data_dir, selection=snap.selection,
+                  prompt_keys=snap.prompt_keys)
+    out = ", ".join(f"{n} {why}" for why, n in snap.left_out.items())
+    benign = (f" + {snap.benign} helpful answers of run(s) {', '.join(helpful_runs)} over the refusals of run(s) "
+              f"{', '.join(refusal_runs)}" if refusal_runs else "")
+    return TrainingInputs(snap.content_hash, path, len(snap.records), snap.selection,
+                          f"preference data by construction (no judge): {snap.harmful} revisions over first answers of "
+                          f"SL run(s) {', '.join(sl_runs)}{benign}{'; left out: ' + out if out else ''} "
+                          f"(snapshot {snap.content_hash})")
+
+
 def rl_inputs(store: Store, data_dir: Path, prompt_set: PromptSet, split: Split | None) -> TrainingInputs:
     prompts = prompts_of(store, prompt_set.id, split=split)
     if not prompts:
@@ -96,7 +115,8 @@ def rl_inputs(store: Store, data_dir: Path, prompt_set: PromptSet, split: Split 
 def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) -> TrainingInputs:
     """The snapshot ``kind`` trains on, from ``selection`` (SFT: ``sl_runs``, ``include_flagged``,
     ``helpful_runs``, ``helpful_ratio``;
-    reward, DPO: ``judge_runs``, ``min_confidence``; RL: ``prompt_set``, ``split``) or the defaults:
+    reward, DPO: ``judge_runs``, ``min_confidence``, or by construction ``contrast`` with ``sl_runs``,
+    ``helpful_runs``, ``refusal_runs``; RL: ``prompt_set``, ``split``) or the defaults:
     the latest finished run of the right kind; red-team's train split."""
     from ..lineage import default_judge_runs, default_sl_runs
     from ..prompt_sets import get_prompt_set
@@ -106,6 +126,9 @@ def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) 
         return sft_inputs(store, data_dir, sel.get("sl_runs") or default_sl_runs(store),
                           include_flagged=bool(sel.get("include_flagged")), helpful_runs=sel.get("helpful_runs") or (),
                           helpful_ratio=float(sel.get("helpful_ratio", 1.0)))
+    if kind in PREFERENCE_KINDS and sel.get("contrast"):
+        return contrast_inputs(store, data_dir, sel.get("sl_runs") or default_sl_runs(store),
+                               helpful_runs=sel.get("helpful_runs") or (), refusal_runs=sel.get("refusal_runs") or ())
     if kind in PREFERENCE_KINDS:
         return preference_inputs(store, data_dir, sel.get("judge_runs") or default_judge_runs(store),
                                  min_confidence=float(sel.get("min_confidence") or 0.0))

@@ -84,6 +84,28 @@ def test_train_dpo_from_the_cli_on_a_judge_run_registers_a_dpo_checkpoint(tmp_pa
     assert again.stdout.strip() == run_id and "already finished" in again.stderr
 
 
+def test_train_dpo_on_pairs_by_construction(tmp_path, tiny_lm):
+    """`cai train dpo --contrast`: no judge run; revisions over first answers, and helpful answers
+    over a model's refusals of the same benign prompts."""
+    model, tok = tiny_lm
+    folder = tmp_path / "tiny"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    sl = cai(tmp_path, "--backend", "scripted", "sl", "--prompts", "red-team", "--constitution", "harmless",
+             "--rounds", "1", "--limit", "4").stdout.strip()
+    cfg = tmp_path / "train.json"
+    cfg.write_text(json.dumps({"per_device_batch_size": 2, "save_steps": 100, "num_threads": 1}))
+    p = cai(tmp_path, "train", "dpo", "--sl-runs", sl, check=False)
+    assert p.returncode == 2 and "go with --contrast" in p.stderr
+    p = cai(tmp_path, "train", "dpo", "--contrast", "--sl-runs", sl, "--refusal-runs", sl, check=False)
+    assert p.returncode == 2 and "needs both helpful runs" in p.stderr
+    t = cai(tmp_path, "train", "dpo", "--contrast", "--base", str(folder), "--max-steps", "1", "--config", str(cfg))
+    run_id = t.stdout.strip()  # --sl-runs defaults to the latest SL run with revisions
+    assert run_id.startswith("train-dpo-") and "finished at step 1" in t.stderr
+    assert f"no judge): 4 revisions over first answers of SL run(s) {sl}" in t.stderr
+    assert cai(tmp_path, "checkpoints", "list").stdout.strip().split("\t")[1] == "dpo"
+
+
 def test_compare_two_models(tmp_path):
     out = cai(tmp_path, "--backend", "scripted", "compare", "--models", "base,other", "--prompts", "red-team",
               "--limit", "4", "--mode", "cot", "--json")

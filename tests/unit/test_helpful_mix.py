@@ -107,3 +107,16 @@ def test_train_tab_selection_syntax():
     assert _selection("sft", "; helpful: h1") == {"sl_runs": None, "helpful_runs": ["h1"], "helpful_ratio": 1.0}
     with pytest.raises(gr.Error):
         _selection("sft", "r1; helpful: h1 ratio lots")
+
+
+def test_train_tab_contrast_selection_syntax():
+    import gradio as gr
+
+    from views.train import _selection
+
+    assert _selection("dpo", "j1, j2") == {"judge_runs": ["j1", "j2"]}
+    assert _selection("dpo", "contrast: s1; helpful: h1, h2; refusals: r1") == {
+        "contrast": True, "sl_runs": ["s1"], "helpful_runs": ["h1", "h2"], "refusal_runs": ["r1"]}
+    assert _selection("reward", "contrast:") == {"contrast": True, "sl_runs": None}
+    with pytest.raises(gr.Error, match="expected"):
+        _selection("dpo", "contrast: s1; judges: j1")

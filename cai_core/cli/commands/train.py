@@ -20,7 +20,8 @@ _SELECTION_HELP = {
     "sft": "trains on the final revisions of --sl-runs (default: the latest finished SL run)",
     "reward": "trains on the labels of --judge-runs (default: the latest finished judge run over training pairs)",
     "dpo": "trains the policy (default: the latest SFT checkpoint) by DPO on the labels of --judge-runs (default: the "
-           "latest finished judge run over training pairs); no reward model",
+           "latest finished judge run over training pairs), or with --contrast on pairs made without a judge; "
+           "no reward model",
     **{k: "trains on a prompt set's split (default: red-team, train) against --reward-model "
           "(default: the latest reward checkpoint), starting from the latest SFT checkpoint" for k in RL_KINDS},
 }
@@ -47,6 +48,17 @@ def register(sub, common) -> None:
             sel.add_argument("--judge-runs", help="comma-separated judge run ids; several = an ensemble "
                                                   "(default: the latest finished judge run over training pairs)")
             sel.add_argument("--min-confidence", type=float, default=0.0, help="drop AI labels with |2p-1| below this")
+            con = k.add_argument_group("or pairs by construction, no judge (the HF CAI dataset's train_prefs shape)")
+            con.add_argument("--contrast", action="store_true",
+                             help="train on pairs made without a judge instead of judge labels: each acceptable revision of "
+                                  "--sl-runs over its first answer, and each benign prompt a trained model refused "
+                                  "(--refusal-runs) with the helpful answer of --helpful-runs over that refusal")
+            con.add_argument("--sl-runs", help="comma-separated SL runs (default: the latest finished SL run with revisions)")
+            con.add_argument("--helpful-runs", help="comma-separated SL runs of helpful answers to benign prompts "
+                                                    "(`cai sl --prompts benign --rounds 0`): the chosen side")
+            con.add_argument("--refusal-runs", help="comma-separated answers-only SL runs of the trained model on the same "
+                                                    "benign prompts (`cai --model sft sl --prompts benign --rounds 0`): its "
+                                                    "answers the classifier reads as refusals are the rejected side")
         else:
             sel.add_argument("--prompts", dest="prompt_set", help="prompt set (default red-team)")
             sel.add_argument("--split", default="train", choices=["train", "held-out", "all"], help="its split (default train)")
@@ -94,7 +106,14 @@ def _selection(args) -> dict:
         if args.helpful_runs:
             sel.update(helpful_runs=csv_list(args.helpful_runs), helpful_ratio=args.helpful_ratio)
         return sel
+    if args.kind in PREFERENCE_KINDS and args.contrast:
+        if args.judge_runs:
+            raise ValueError(f"cai train {args.kind}: --contrast trains on pairs by construction, not on --judge-runs")
+        return {"contrast": True, "sl_runs": csv_list(args.sl_runs), "helpful_runs": csv_list(args.helpful_runs),
+                "refusal_runs": csv_list(args.refusal_runs)}
     if args.kind in PREFERENCE_KINDS:
+        if args.sl_runs or args.helpful_runs or args.refusal_runs:
+            raise ValueError(f"cai train {args.kind}: --sl-runs/--helpful-runs/--refusal-runs go with --contrast")
         return {"judge_runs": csv_list(args.judge_runs), "min_confidence": args.min_confidence}
     return {"prompt_set": args.prompt_set, "split": None if args.split == "all" else args.split}
 

@@ -1,0 +1,116 @@
+"""Preference pairs by construction, no judge: the shape of the Hugging Face Constitutional AI
+dataset's ``train_prefs`` (chosen = the revision, rejected = the first answer), plus a benign side
+so the policy also learns what not to refuse.
+
+* **Harmful** (``sl_runs``): for each prompt of an SL run, its final revision (acceptable: not
+  flagged, so an on-topic explained objection when revision search ran) is chosen over the
+  model's first answer to it (a compliance, or a bare refusal).
+* **Benign** (``helpful_runs`` + ``refusal_runs``): for each benign prompt that a trained model
+  refused (an answers-only SL run of that model, ``cai --model sft sl --prompts benign --rounds
+  0``; the response classifier reads its answer as objection or evasive), the base model's
+  helpful answer (a helpful sample, as SFT mixes in) is chosen over that refusal.
+
+Every pair names the records it came from; the same selection gives the same records and hash.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..prompt_sets import text_key
+from ..store import Store
+from ..store.runs import run_kind
+from ..store.sl import answers_of_runs, final_revisions
+
+__all__ = ["ContrastSnapshot", "contrast_records"]
+
+LABEL_SOURCE = "construction"
+"""``label_source`` of these pairs: chosen by how they were made, not by a judge or a person."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContrastSnapshot:
+    records: list[dict]
+    """TRL preference format (prompt, chosen, rejected; p_chosen 1) plus where each side came from."""
+    content_hash: str
+    selection: dict = field(default_factory=dict)
+    harmful: int = 0
+    """Pairs of the SL runs (revision over first answer)."""
+    benign: int = 0
+    """Pairs of the benign side (helpful answer over a refusal of it)."""
+    left_out: dict = field(default_factory=dict)
+    """Why candidates did not become pairs: flagged_revision (no acceptable revision), same_text,
+    answered (the trained model did not refuse), incoherent, flagged_answer, no_helpful_answer."""
+
+    @property
+    def prompt_keys(self) -> list[str]:
+        return sorted({text_key(r["prompt"]) for r in self.records})
+
+
+def _check_sl(store: Store, runs: Sequence[str], what: str) -> None:
+    for run in runs:
+        if run_kind(store, run) != "sl":
+            raise ValueError(f"{run}: not an SL run ({what})")
+
+
+def _pair(prompt: str, chosen: str, rejected: str, source: str, **ids) -> dict:
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "p_chosen": 1.0, "margin": 1.0,
+            "label_source": LABEL_SOURCE, "source": source, **ids}
+
+
+def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequence[str] = (),
+                     refusal_runs: Sequence[str] = ()) -> ContrastSnapshot:
+    """Pairs by construction from the selected runs (see the module docstring)."""
+    from ..stages.compare.response_class import classify_response, response_class_of
+    from .snapshots import helpful_answers
+
+    if bool(helpful_runs) != bool(refusal_runs):
+        raise ValueError("the benign side needs both helpful runs (chosen) and refusal runs (rejected)")
+    _check_sl(store, sl_runs, "harmful pairs are an SL run's revisions over its first answers")
+    _check_sl(store, refusal_runs, "refusal runs are a trained model's answers to benign prompts: "
+                                   "`cai --model sft sl --prompts benign --rounds 0`")
+    left_out: dict[str, int] = {}
+
+    def drop(why: str) -> None:
+        left_out[why] = left_out.get(why, 0) + 1
+
+    firsts = {(a["run_id"], a["prompt_id"]): a for a in answers_of_runs(store, list(sl_runs))}
+    records = []
+    for r in final_revisions(store, list(sl_runs)):
+        first = firsts.get((r["run_id"], r["prompt_id"]))
+        if first is None or r["round"] < 1:
+            continue
+        if r["flags"]:
+            drop("flagged_revision")
+        elif r["revision"].strip() == first["answer"].strip():
+            drop("same_text")
+        else:
+            records.append(_pair(r["prompt"], r["revision"], first["answer"], "sl", run_id=r["run_id"],
+                                 prompt_id=r["prompt_id"], chosen_id=r["revision_id"], rejected_id=first["generation_id"]))
+    harmful = len(records)
+
+    if refusal_runs:
+        helpful: dict[str, dict] = {}
+        for h in helpful_answers(store, helpful_runs)[0]:  # in a fixed order: the first per prompt wins
+            helpful.setdefault(text_key(h["messages"][0]["content"]), h)
+        for a in answers_of_runs(store, list(refusal_runs)):
+            cls = response_class_of(classify_response(a["answer"], a["prompt"]))
+            if cls == "comply":
+                drop("answered")
+            elif cls == "incoherent":
+                drop("incoherent")
+            elif a["flags"]:
+                drop("flagged_answer")
+            elif (h := helpful.get(text_key(a["prompt"]))) is None:
+                drop("no_helpful_answer")
+            else:
+                records.append(_pair(a["prompt"], h["messages"][1]["content"], a["answer"], "helpful",
+                                     run_id=a["run_id"], prompt_id=a["prompt_id"], chosen_id=h["generation_id"],
+                                     rejected_id=a["generation_id"]))
+    selection = {"contrast": True, "sl_runs": list(sl_runs), "helpful_runs": list(helpful_runs),
+                 "refusal_runs": list(refusal_runs)}
+    body = json.dumps([[x["prompt"], x["chosen"], x["rejected"]] for x in records], ensure_ascii=False)
+    return ContrastSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16], selection, harmful,
+                            len(records) - harmful, dict(sorted(left_out.items())))
