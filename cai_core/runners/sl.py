@@ -58,6 +58,10 @@ class SLConfig:
     """A first answer the token cap cut off mid-sentence is cut back to its last complete sentence
     (when that keeps most of it) instead of being flagged truncated: long helpful answers (how-to
     lists) stay usable as helpful samples (see stages.sentences.complete_part)."""
+    answer_opening: str = ""
+    """Make every first answer start with this text (``{task}`` = the request restated), which the
+    model continues: e.g. "I won't {task}, because it could" on benign prompts gives a trained
+    model's own refusals of them, the rejected side of contrast pairs (see labels.contrast)."""
     revision_sentences: int = 0
     """Keep only each revision's first N complete sentences (0 = all of it): a small model's
     objection and reason come first, and what follows drifts (see stages.sentences.first_sentences)."""
@@ -83,7 +87,7 @@ class SLConfig:
         if self.candidates == 1:  # no search: the same identity as before searches existed
             d.pop("candidates")
             d.pop("candidate_temperature")
-        for k in ("revision_sentences", "trim_truncated"):  # off: the same identity as before they existed
+        for k in ("revision_sentences", "trim_truncated", "answer_opening"):  # off: the same identity as before they existed
             if not d[k]:
                 d.pop(k)
         for k in ("answer", "critique", "revision"):
@@ -174,7 +178,8 @@ def _answer_wave(w: _Waves, backend: Backend) -> None:
     params = _params(w.config.answer, w.config.seed)
     todo = [p for p in w.prompts if generation_id(w.run.id, p.id) not in w.gens]
     for chunk in w.chunks(todo):
-        results = first_answers(chunk, backend, params, run_id=w.run.id, trim_truncated=w.config.trim_truncated)
+        results = first_answers(chunk, backend, params, run_id=w.run.id, trim_truncated=w.config.trim_truncated,
+                                opening=w.config.answer_opening)
         good = [g for _, _, g in results if g is not None]
         w.gens.update({g.id: {"id": g.id, "text": g.text} for g in good})
         w.stored(good, [(generation_id(w.run.id, p.id), o) for p, o, g in results if g is None], "generate", "first answers")

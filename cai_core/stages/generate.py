@@ -7,25 +7,37 @@ from ..backends.base import Backend, Completion, GenerationParams, Request, chat
 from ..ids import stable_id
 from ..quality import output_flags
 from ..types import Generation, Prompt
+from .restate import TASK_PLACEHOLDER, restate_task
 from .sentences import TRIMMED, complete_part
 
-__all__ = ["generation_id", "render_answer", "parse_answer", "first_answers", "side_by_side"]
+__all__ = ["generation_id", "answer_opening", "render_answer", "parse_answer", "first_answers", "side_by_side"]
 
 
 def generation_id(run_id: str, prompt_id: str) -> str:
     return stable_id("generation", run_id, prompt_id)
 
 
-def render_answer(prompt: Prompt, params: GenerationParams) -> Request:
-    return Request(chat(("user", prompt.text)), params)
+def answer_opening(prompt: Prompt, opening: str) -> str:
+    """A forced answer opening for this prompt, ``{task}`` filled with the request restated."""
+    return opening.replace(TASK_PLACEHOLDER, restate_task(prompt.text)) if TASK_PLACEHOLDER in opening else opening
+
+
+def render_answer(prompt: Prompt, params: GenerationParams, opening: str = "") -> Request:
+    """The request alone; with ``opening``, the answer is made to start with it (the model
+    continues it: e.g. a trained model's own refusal of a benign request, for contrast pairs)."""
+    forced = answer_opening(prompt, opening)
+    return Request(chat(("user", prompt.text)), params, continuation=forced) if forced else Request(chat(("user", prompt.text)), params)
 
 
 def parse_answer(prompt: Prompt, out: Completion, *, run_id: str, backend_id: str, params: GenerationParams,
-                 trim_truncated: bool = False) -> Generation:
+                 trim_truncated: bool = False, opening: str = "") -> Generation:
     """``trim_truncated``: an answer the token cap cut off mid-sentence is cut back to its last
     complete sentence (finish_reason ``trimmed``) when that keeps most of it, instead of being
-    flagged ``truncated``."""
+    flagged ``truncated``. ``opening``: the forced opening, part of the answer."""
     text, finish = out.text.strip(), out.finish_reason
+    forced = answer_opening(prompt, opening)
+    if forced:
+        text = f"{forced} {text}".strip() if text else ""
     if trim_truncated and finish == "length":
         kept = complete_part(text)
         if kept is not None:
@@ -45,12 +57,14 @@ def parse_answer(prompt: Prompt, out: Completion, *, run_id: str, backend_id: st
 
 
 def first_answers(
-    prompts: Sequence[Prompt], backend: Backend, params: GenerationParams, *, run_id: str, trim_truncated: bool = False
+    prompts: Sequence[Prompt], backend: Backend, params: GenerationParams, *, run_id: str, trim_truncated: bool = False,
+    opening: str = "",
 ) -> list[tuple[Prompt, Completion, Generation | None]]:
     """One batched call; failed items come back with ``None`` instead of a record."""
-    outs = backend.generate([render_answer(p, params) for p in prompts])
+    outs = backend.generate([render_answer(p, params, opening) for p in prompts])
     return [
-        (p, o, parse_answer(p, o, run_id=run_id, backend_id=backend.id, params=params, trim_truncated=trim_truncated)
+        (p, o, parse_answer(p, o, run_id=run_id, backend_id=backend.id, params=params, trim_truncated=trim_truncated,
+                            opening=opening)
          if o.ok else None)
         for p, o in zip(prompts, outs)
     ]

@@ -323,3 +323,34 @@ def test_the_shipped_harmless_constitution_opens_revisions_with_the_task():
     opened = [p for p in c.principles if p.revision_opening]
     assert len(opened) == len(c.principles) - 1 and all("{task}" in p.revision_opening for p in opened)
     assert not c.principle("self-harm-care").revision_opening  # care, not an objection
+
+
+def test_answer_opening_is_forced_and_kept_in_the_answer(store):
+    """--answer-opening: the model continues the forced opening ({task} = the request restated);
+    the stored answer starts with it, and the run's identity records it."""
+    seen = []
+
+    def reply(r):
+        seen.append(r.continuation)
+        return "harm you."
+
+    b = ScriptedBackend("s", reply=reply)
+    config = SLConfig(rounds=0, limit=3, answer_opening="I won't {task}, because it could")
+    c = _without_openings()
+    run, _ = start_sl_run(store, b, c, get_prompt_set(store, "benign"), config)
+    run_sl(store, b, c, run, config)
+    gens = store.query("SELECT p.text AS prompt, g.text FROM generations g JOIN prompts p ON p.id = g.prompt_id "
+                       "WHERE g.run_id = ?", [run.id])
+    assert len(gens) == 3 and run.config["answer_opening"] == "I won't {task}, because it could"
+    from cai_core.stages.restate import restate_task
+
+    for g in gens:
+        opening = f"I won't {restate_task(g['prompt'])}, because it could"
+        assert opening in seen and g["text"] == f"{opening} harm you."
+    # without an opening: no continuation, and the same identity as before the option existed
+    plain = SLConfig(rounds=0, limit=3)
+    assert "answer_opening" not in plain.identity()
+    run2, _ = start_sl_run(store, b, c, get_prompt_set(store, "benign"), plain)
+    seen.clear()
+    run_sl(store, b, c, run2, plain)
+    assert seen == ["", "", ""]

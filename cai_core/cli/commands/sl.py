@@ -37,6 +37,11 @@ def register(sub, common) -> None:
                     help="a first answer cut off by the token cap is cut back to its last complete sentence (when "
                          "that keeps most of it) instead of being flagged truncated: long helpful answers stay usable "
                          "as helpful samples")
+    sl.add_argument("--answer-opening", default="", metavar="TEXT",
+                    help="make every first answer start with TEXT, which the model continues ({task} = the request "
+                         "restated), e.g. with --rounds 0 on benign prompts and a trained model, \"I won't {task}, "
+                         "because it could\" gives its own refusals of them: the rejected side of `cai train dpo "
+                         "--contrast --refusal-runs`")
     sl.add_argument("--revision-max-new-tokens", type=int,
                     help="token cap for revisions only (default: --max-new-tokens, else 160); with "
                          "--revision-sentences a short cap saves time")
@@ -51,7 +56,7 @@ def config_of(args):
     cfg = SLConfig(rounds=args.rounds, cot=args.cot, few_shot=args.few_shot, limit=args.limit, seed=args.seed,
                    chunk=args.chunk, split=None if args.split == "all" else args.split, candidates=args.candidates,
                    candidate_temperature=args.candidate_temperature, revision_sentences=args.revision_sentences,
-                   trim_truncated=args.trim_truncated)
+                   trim_truncated=args.trim_truncated, answer_opening=args.answer_opening)
     for k in ("answer", "critique", "revision"):
         p = getattr(cfg, k)
         if args.max_new_tokens and k != "critique":
