@@ -23,7 +23,8 @@ SELECTION_HELP = {
     "reward": "judge run ids (comma-separated, several = an ensemble; empty: the latest judge run over training pairs)",
     "dpo": "judge run ids whose labels DPO trains the SFT policy on (comma-separated; empty: the latest judge run "
            "over training pairs); or pairs by construction, no judge: 'contrast: SL RUN[,RUN]; helpful: RUN; "
-           "refusals: RUN' (revisions over first answers; helpful answers over the refusals of those benign prompts)",
+           "refusals: RUN [ratio R]' (revisions over first answers; helpful answers over the refusals of those benign "
+           "prompts, at most R per revision)",
     **{k: "prompt set[:split] (empty: red-team:train)" for k in RL_KINDS},
 }
 
@@ -51,14 +52,20 @@ def _selection(kind: str, text: str) -> dict:
 
 
 def _contrast_selection(text: str) -> dict:
-    """'contrast: SL[,SL]; helpful: H; refusals: R' -> a pairs-by-construction selection."""
+    """'contrast: SL[,SL]; helpful: H; refusals: R [ratio X]' -> a pairs-by-construction selection."""
     keys = {"contrast": "sl_runs", "helpful": "helpful_runs", "refusals": "refusal_runs"}
     sel: dict = {"contrast": True}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, colon, runs = part.partition(":")
         if not colon or name.strip() not in keys:
             raise gr.Error(f"{part!r}: expected 'contrast: RUN', 'helpful: RUN' or 'refusals: RUN'")
+        runs, _, ratio = runs.partition(" ratio ")
         sel[keys[name.strip()]] = [x.strip() for x in runs.split(",") if x.strip()] or None
+        if ratio.strip():
+            try:
+                sel["benign_ratio"] = float(ratio)
+            except ValueError:
+                raise gr.Error(f"benign ratio {ratio.strip()!r} is not a number") from None
     return sel
 
 

@@ -61,11 +61,17 @@ def _pair(prompt: str, chosen: str, rejected: str, source: str, **ids) -> dict:
 
 
 def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequence[str] = (),
-                     refusal_runs: Sequence[str] = ()) -> ContrastSnapshot:
-    """Pairs by construction from the selected runs (see the module docstring)."""
+                     refusal_runs: Sequence[str] = (), benign_ratio: float | None = None) -> ContrastSnapshot:
+    """Pairs by construction from the selected runs (see the module docstring). ``benign_ratio``:
+    at most that many benign pairs per harmful pair (None: all), kept in a fixed order (by answer
+    id hash), so the same selection gives the same records."""
+    from ..ids import stable_id
+
     from ..stages.compare.response_class import classify_response, response_class_of
     from .snapshots import helpful_answers
 
+    if benign_ratio is not None and benign_ratio < 0:
+        raise ValueError("benign_ratio must be 0 or more")
     if bool(helpful_runs) != bool(refusal_runs):
         raise ValueError("the benign side needs both helpful runs (chosen) and refusal runs (rejected)")
     _check_sl(store, sl_runs, "harmful pairs are an SL run's revisions over its first answers")
@@ -91,6 +97,7 @@ def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequ
                                  prompt_id=r["prompt_id"], chosen_id=r["revision_id"], rejected_id=first["generation_id"]))
     harmful = len(records)
 
+    benign: list[dict] = []
     if refusal_runs:
         helpful: dict[str, dict] = {}
         for h in helpful_answers(store, helpful_runs)[0]:  # in a fixed order: the first per prompt wins
@@ -106,11 +113,18 @@ def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequ
             elif (h := helpful.get(text_key(a["prompt"]))) is None:
                 drop("no_helpful_answer")
             else:
-                records.append(_pair(a["prompt"], h["messages"][1]["content"], a["answer"], "helpful",
+                benign.append(_pair(a["prompt"], h["messages"][1]["content"], a["answer"], "helpful",
                                      run_id=a["run_id"], prompt_id=a["prompt_id"], chosen_id=h["generation_id"],
                                      rejected_id=a["generation_id"]))
+    benign.sort(key=lambda r: stable_id("contrast", r["rejected_id"]))
+    if benign_ratio is not None and len(benign) > (cap := int(benign_ratio * harmful)):
+        left_out["over_ratio"] = len(benign) - cap
+        benign = benign[:cap]
+    records += benign
     selection = {"contrast": True, "sl_runs": list(sl_runs), "helpful_runs": list(helpful_runs),
                  "refusal_runs": list(refusal_runs)}
+    if benign_ratio is not None:
+        selection["benign_ratio"] = benign_ratio
     body = json.dumps([[x["prompt"], x["chosen"], x["rejected"]] for x in records], ensure_ascii=False)
     return ContrastSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16], selection, harmful,
                             len(records) - harmful, dict(sorted(left_out.items())))

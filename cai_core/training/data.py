@@ -82,9 +82,10 @@ def preference_inputs(store: Store, data_dir: Path, judge_runs: Sequence[str], *
 
 
 def contrast_inputs(store: Store, data_dir: Path, sl_runs: Sequence[str], *, helpful_runs: Sequence[str] = (),
-                    refusal_runs: Sequence[str] = ()) -> TrainingInputs:
+                    refusal_runs: Sequence[str] = (), benign_ratio: float | None = None) -> TrainingInputs:
     """Preference pairs by construction, no judge (see :mod:`cai_core.labels.contrast`)."""
-    snap = contrast_records(store, sl_runs=sl_runs, helpful_runs=helpful_runs, refusal_runs=refusal_runs)
+    snap = contrast_records(store, sl_runs=sl_runs, helpful_runs=helpful_runs, refusal_runs=refusal_runs,
+                            benign_ratio=benign_ratio)
     if not snap.records:
         raise ValueError(f"no contrast pairs in SL run(s) {', '.join(sl_runs)}: no acceptable revision differs "
                          "from its first answer" + (", and the refusal runs refused no benign prompt" if refusal_runs else ""))
@@ -116,7 +117,7 @@ def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) 
     """The snapshot ``kind`` trains on, from ``selection`` (SFT: ``sl_runs``, ``include_flagged``,
     ``helpful_runs``, ``helpful_ratio``;
     reward, DPO: ``judge_runs``, ``min_confidence``, or by construction ``contrast`` with ``sl_runs``,
-    ``helpful_runs``, ``refusal_runs``; RL: ``prompt_set``, ``split``) or the defaults:
+    ``helpful_runs``, ``refusal_runs``, ``benign_ratio``; RL: ``prompt_set``, ``split``) or the defaults:
     the latest finished run of the right kind; red-team's train split."""
     from ..lineage import default_judge_runs, default_sl_runs
     from ..prompt_sets import get_prompt_set
@@ -128,7 +129,8 @@ def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) 
                           helpful_ratio=float(sel.get("helpful_ratio", 1.0)))
     if kind in PREFERENCE_KINDS and sel.get("contrast"):
         return contrast_inputs(store, data_dir, sel.get("sl_runs") or default_sl_runs(store),
-                               helpful_runs=sel.get("helpful_runs") or (), refusal_runs=sel.get("refusal_runs") or ())
+                               helpful_runs=sel.get("helpful_runs") or (), refusal_runs=sel.get("refusal_runs") or (),
+                               benign_ratio=None if sel.get("benign_ratio") is None else float(sel["benign_ratio"]))
     if kind in PREFERENCE_KINDS:
         return preference_inputs(store, data_dir, sel.get("judge_runs") or default_judge_runs(store),
                                  min_confidence=float(sel.get("min_confidence") or 0.0))

@@ -83,6 +83,20 @@ def test_benign_refusals_are_rejected_against_helpful_answers(store, runs):
     assert len(snap.prompt_keys) == snap.harmful + snap.benign
 
 
+def test_benign_ratio_caps_the_benign_pairs_in_a_fixed_order(store, runs):
+    harmless, helpful, refusals = runs
+    sel = dict(sl_runs=[harmless.id], helpful_runs=[helpful.id], refusal_runs=[refusals.id])
+    every = contrast_records(store, **sel)
+    assert every.benign > 3
+    half = contrast_records(store, **sel, benign_ratio=0.5)
+    assert (half.harmful, half.benign) == (6, 3) and half.left_out["over_ratio"] == every.benign - 3
+    assert half.records[6:] == every.records[6:9]  # the first in the fixed order, not another draw
+    assert half.selection["benign_ratio"] == 0.5 and "benign_ratio" not in every.selection
+    assert contrast_records(store, **sel, benign_ratio=0.5).content_hash == half.content_hash != every.content_hash
+    with pytest.raises(ValueError, match="benign_ratio"):
+        contrast_records(store, **sel, benign_ratio=-1)
+
+
 def test_bad_selections_are_refused(store, runs):
     harmless, helpful, refusals = runs
     with pytest.raises(ValueError, match="both helpful runs"):

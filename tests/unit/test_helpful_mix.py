@@ -118,5 +118,6 @@ def test_train_tab_contrast_selection_syntax():
     assert _selection("dpo", "contrast: s1; helpful: h1, h2; refusals: r1") == {
         "contrast": True, "sl_runs": ["s1"], "helpful_runs": ["h1", "h2"], "refusal_runs": ["r1"]}
     assert _selection("reward", "contrast:") == {"contrast": True, "sl_runs": None}
+    assert _selection("dpo", "contrast: s1; helpful: h1; refusals: r1 ratio 1.5")["benign_ratio"] == 1.5
     with pytest.raises(gr.Error, match="expected"):
         _selection("dpo", "contrast: s1; judges: j1")

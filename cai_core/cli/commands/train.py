@@ -59,6 +59,8 @@ def register(sub, common) -> None:
             con.add_argument("--refusal-runs", help="comma-separated answers-only SL runs of the trained model on the same "
                                                     "benign prompts (`cai --model sft sl --prompts benign --rounds 0`): its "
                                                     "answers the classifier reads as refusals are the rejected side")
+            con.add_argument("--benign-ratio", type=float,
+                             help="at most this many benign pairs per harmful pair (default: all of them)")
         else:
             sel.add_argument("--prompts", dest="prompt_set", help="prompt set (default red-team)")
             sel.add_argument("--split", default="train", choices=["train", "held-out", "all"], help="its split (default train)")
@@ -110,10 +112,12 @@ def _selection(args) -> dict:
         if args.judge_runs:
             raise ValueError(f"cai train {args.kind}: --contrast trains on pairs by construction, not on --judge-runs")
         return {"contrast": True, "sl_runs": csv_list(args.sl_runs), "helpful_runs": csv_list(args.helpful_runs),
-                "refusal_runs": csv_list(args.refusal_runs)}
+                "refusal_runs": csv_list(args.refusal_runs),
+                **({"benign_ratio": args.benign_ratio} if args.benign_ratio is not None else {})}
     if args.kind in PREFERENCE_KINDS:
-        if args.sl_runs or args.helpful_runs or args.refusal_runs:
-            raise ValueError(f"cai train {args.kind}: --sl-runs/--helpful-runs/--refusal-runs go with --contrast")
+        if args.sl_runs or args.helpful_runs or args.refusal_runs or args.benign_ratio is not None:
+            raise ValueError(f"cai train {args.kind}: --sl-runs/--helpful-runs/--refusal-runs/--benign-ratio go with "
+                             "--contrast")
         return {"judge_runs": csv_list(args.judge_runs), "min_confidence": args.min_confidence}
     return {"prompt_set": args.prompt_set, "split": None if args.split == "all" else args.split}
 
