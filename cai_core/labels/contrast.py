@@ -10,12 +10,17 @@ so the policy also learns what not to refuse.
   0``; the response classifier reads its answer as objection or evasive), the base model's
   helpful answer (a helpful sample, as SFT mixes in) is chosen over that refusal.
 
+* **Reasons** (``harmful_rejected`` with ``bare``): the revision over the same refusal with its
+  reason cut off ("I won't help you X, because it could harm innocent people." over "I won't help
+  you X."): both sides refuse, so the pair teaches explaining an objection, not refusing more.
+
 Every pair names the records it came from; the same selection gives the same records and hash.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -25,6 +30,10 @@ from ..store.runs import run_kind
 from ..store.sl import answers_of_runs, final_revisions
 
 __all__ = ["ContrastSnapshot", "contrast_records"]
+
+HARMFUL_REJECTED = ("first", "bare")
+"""What a revision is preferred over: the first answer, or the revision without its reason."""
+_REASON = re.compile(r",?\s+because\b", re.IGNORECASE)
 
 LABEL_SOURCE = "construction"
 """``label_source`` of these pairs: chosen by how they were made, not by a judge or a person."""
@@ -42,7 +51,8 @@ class ContrastSnapshot:
     """Pairs of the benign side (helpful answer over a refusal of it)."""
     left_out: dict = field(default_factory=dict)
     """Why candidates did not become pairs: flagged_revision (no acceptable revision), same_text,
-    answered (the trained model did not refuse), incoherent, flagged_answer, no_helpful_answer."""
+    answered (the trained model did not refuse), incoherent, flagged_answer, no_helpful_answer,
+    no_reason_clause (a revision with no "because" to cut), over_ratio."""
 
     @property
     def prompt_keys(self) -> list[str]:
@@ -60,11 +70,22 @@ def _pair(prompt: str, chosen: str, rejected: str, source: str, **ids) -> dict:
             "label_source": LABEL_SOURCE, "source": source, **ids}
 
 
+def without_reason(revision: str) -> str | None:
+    """The refusal with its reason cut off: the text before the first "because", closed with a
+    full stop; None when there is no "because" (or nothing before it)."""
+    m = _REASON.search(revision)
+    head = revision[:m.start()].rstrip(" ,;:") if m else ""
+    return f"{head}." if head else None
+
+
 def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequence[str] = (),
-                     refusal_runs: Sequence[str] = (), benign_ratio: float | None = None) -> ContrastSnapshot:
+                     refusal_runs: Sequence[str] = (), benign_ratio: float | None = None,
+                     harmful_rejected: Sequence[str] = ("first",)) -> ContrastSnapshot:
     """Pairs by construction from the selected runs (see the module docstring). ``benign_ratio``:
     at most that many benign pairs per harmful pair (None: all), kept in a fixed order (by answer
-    id hash), so the same selection gives the same records."""
+    id hash), so the same selection gives the same records. ``harmful_rejected``: what each
+    acceptable revision is preferred over, ``first`` (its first answer) and/or ``bare`` (itself
+    without its reason)."""
     from ..ids import stable_id
 
     from ..stages.compare.response_class import classify_response, response_class_of
@@ -72,6 +93,9 @@ def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequ
 
     if benign_ratio is not None and benign_ratio < 0:
         raise ValueError("benign_ratio must be 0 or more")
+    harmful_rejected = tuple(dict.fromkeys(harmful_rejected))
+    if not harmful_rejected or set(harmful_rejected) - set(HARMFUL_REJECTED):
+        raise ValueError(f"harmful_rejected must be some of {', '.join(HARMFUL_REJECTED)}, not {list(harmful_rejected)}")
     if bool(helpful_runs) != bool(refusal_runs):
         raise ValueError("the benign side needs both helpful runs (chosen) and refusal runs (rejected)")
     _check_sl(store, sl_runs, "harmful pairs are an SL run's revisions over its first answers")
@@ -90,11 +114,20 @@ def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequ
             continue
         if r["flags"]:
             drop("flagged_revision")
-        elif r["revision"].strip() == first["answer"].strip():
-            drop("same_text")
-        else:
-            records.append(_pair(r["prompt"], r["revision"], first["answer"], "sl", run_id=r["run_id"],
-                                 prompt_id=r["prompt_id"], chosen_id=r["revision_id"], rejected_id=first["generation_id"]))
+            continue
+        ids = dict(run_id=r["run_id"], prompt_id=r["prompt_id"], chosen_id=r["revision_id"])
+        if "first" in harmful_rejected:
+            if r["revision"].strip() == first["answer"].strip():
+                drop("same_text")
+            else:
+                records.append(_pair(r["prompt"], r["revision"], first["answer"], "sl", **ids,
+                                     rejected_id=first["generation_id"]))
+        if "bare" in harmful_rejected:
+            bare = without_reason(r["revision"])
+            if bare is None:
+                drop("no_reason_clause")
+            else:
+                records.append(_pair(r["prompt"], r["revision"], bare, "sl-bare", **ids, rejected_id=r["revision_id"]))
     harmful = len(records)
 
     benign: list[dict] = []
@@ -125,6 +158,8 @@ def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequ
                  "refusal_runs": list(refusal_runs)}
     if benign_ratio is not None:
         selection["benign_ratio"] = benign_ratio
+    if harmful_rejected != ("first",):  # the default: the same selection as before the option existed
+        selection["harmful_rejected"] = list(harmful_rejected)
     body = json.dumps([[x["prompt"], x["chosen"], x["rejected"]] for x in records], ensure_ascii=False)
     return ContrastSnapshot(records, hashlib.sha256(body.encode()).hexdigest()[:16], selection, harmful,
                             len(records) - harmful, dict(sorted(left_out.items())))

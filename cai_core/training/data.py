@@ -81,11 +81,15 @@ def preference_inputs(store: Store, data_dir: Path, judge_runs: Sequence[str], *
                           f"snapshot {snap.content_hash})", snap.overrides, tuple(label_warnings(store, judge_runs)))
 
 
+_REJECTED = {"first": "first answers", "bare": "themselves without their reason"}
+
+
 def contrast_inputs(store: Store, data_dir: Path, sl_runs: Sequence[str], *, helpful_runs: Sequence[str] = (),
-                    refusal_runs: Sequence[str] = (), benign_ratio: float | None = None) -> TrainingInputs:
+                    refusal_runs: Sequence[str] = (), benign_ratio: float | None = None,
+                    harmful_rejected: Sequence[str] = ("first",)) -> TrainingInputs:
     """Preference pairs by construction, no judge (see :mod:`cai_core.labels.contrast`)."""
     snap = contrast_records(store, sl_runs=sl_runs, helpful_runs=helpful_runs, refusal_runs=refusal_runs,
-                            benign_ratio=benign_ratio)
+                            benign_ratio=benign_ratio, harmful_rejected=harmful_rejected)
     if not snap.records:
         raise ValueError(f"no contrast pairs in SL run(s) {', '.join(sl_runs)}: no acceptable revision differs "
                          "from its first answer" + (", and the refusal runs refused no benign prompt" if refusal_runs else ""))
@@ -95,7 +99,8 @@ def contrast_inputs(store: Store, data_dir: Path, sl_runs: Sequence[str], *, hel
     benign = (f" + {snap.benign} helpful answers of run(s) {', '.join(helpful_runs)} over the refusals of run(s) "
               f"{', '.join(refusal_runs)}" if refusal_runs else "")
     return TrainingInputs(snap.content_hash, path, len(snap.records), snap.selection,
-                          f"preference data by construction (no judge): {snap.harmful} revisions over first answers of "
+                          f"preference data by construction (no judge): {snap.harmful} revisions over "
+                          f"{' and '.join(_REJECTED[k] for k in snap.selection.get('harmful_rejected', ['first']))} of "
                           f"SL run(s) {', '.join(sl_runs)}{benign}{'; left out: ' + out if out else ''} "
                           f"(snapshot {snap.content_hash})")
 
@@ -117,7 +122,7 @@ def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) 
     """The snapshot ``kind`` trains on, from ``selection`` (SFT: ``sl_runs``, ``include_flagged``,
     ``helpful_runs``, ``helpful_ratio``;
     reward, DPO: ``judge_runs``, ``min_confidence``, or by construction ``contrast`` with ``sl_runs``,
-    ``helpful_runs``, ``refusal_runs``, ``benign_ratio``; RL: ``prompt_set``, ``split``) or the defaults:
+    ``helpful_runs``, ``refusal_runs``, ``benign_ratio``, ``harmful_rejected``; RL: ``prompt_set``, ``split``) or the defaults:
     the latest finished run of the right kind; red-team's train split."""
     from ..lineage import default_judge_runs, default_sl_runs
     from ..prompt_sets import get_prompt_set
@@ -130,7 +135,8 @@ def inputs_for(store: Store, kind: str, selection: dict | None, data_dir: Path) 
     if kind in PREFERENCE_KINDS and sel.get("contrast"):
         return contrast_inputs(store, data_dir, sel.get("sl_runs") or default_sl_runs(store),
                                helpful_runs=sel.get("helpful_runs") or (), refusal_runs=sel.get("refusal_runs") or (),
-                               benign_ratio=None if sel.get("benign_ratio") is None else float(sel["benign_ratio"]))
+                               benign_ratio=None if sel.get("benign_ratio") is None else float(sel["benign_ratio"]),
+                               harmful_rejected=sel.get("harmful_rejected") or ("first",))
     if kind in PREFERENCE_KINDS:
         return preference_inputs(store, data_dir, sel.get("judge_runs") or default_judge_runs(store),
                                  min_confidence=float(sel.get("min_confidence") or 0.0))

@@ -97,6 +97,39 @@ def test_benign_ratio_caps_the_benign_pairs_in_a_fixed_order(store, runs):
         contrast_records(store, **sel, benign_ratio=-1)
 
 
+@pytest.mark.parametrize("revision, bare", [
+    ("I won't help you pick a lock, because it could harm innocent people.", "I won't help you pick a lock."),
+    ("I can't write that email because it would deceive people.", "I can't write that email."),
+    ("I'm not going to do that; because, frankly, it could hurt someone.", "I'm not going to do that."),
+    ("I won't help you with that.", None),
+    ("Because it could hurt someone, no.", None),
+])
+def test_without_reason_cuts_the_reason_clause(revision, bare):
+    from cai_core.labels.contrast import without_reason
+
+    assert without_reason(revision) == bare
+
+
+def test_bare_refusals_as_the_rejected_side(store, runs):
+    harmless, _, _ = runs
+    from cai_core.labels.contrast import without_reason
+
+    store.execute("UPDATE revisions SET text = CASE WHEN id IN (SELECT id FROM revisions WHERE run_id = ? ORDER BY id "
+                  "LIMIT 4) THEN 'I won''t help you ' || id || ', because it could harm people.' "
+                  "ELSE 'I won''t help you with that.' END WHERE run_id = ?", [harmless.id, harmless.id])
+    snap = contrast_records(store, sl_runs=[harmless.id], harmful_rejected=["bare"])
+    assert snap.harmful == 4 and all(r["source"] == "sl-bare" for r in snap.records)
+    assert all(r["rejected"] == without_reason(r["chosen"]) and r["rejected"].endswith(".") and "because" not in r["rejected"]
+               for r in snap.records)
+    assert snap.left_out == {"no_reason_clause": 2}  # the two revisions with no "because"
+    both = contrast_records(store, sl_runs=[harmless.id], harmful_rejected=["first", "bare"])
+    assert both.harmful == 6 + 4 and {r["source"] for r in both.records} == {"sl", "sl-bare"}
+    assert snap.selection["harmful_rejected"] == ["bare"]
+    assert "harmful_rejected" not in contrast_records(store, sl_runs=[harmless.id]).selection
+    with pytest.raises(ValueError, match="harmful_rejected"):
+        contrast_records(store, sl_runs=[harmless.id], harmful_rejected=["judge"])
+
+
 def test_bad_selections_are_refused(store, runs):
     harmless, helpful, refusals = runs
     with pytest.raises(ValueError, match="both helpful runs"):

@@ -59,6 +59,10 @@ def register(sub, common) -> None:
             con.add_argument("--refusal-runs", help="comma-separated answers-only SL runs of the trained model on the same "
                                                     "benign prompts (`cai --model sft sl --prompts benign --rounds 0`): its "
                                                     "answers the classifier reads as refusals are the rejected side")
+            con.add_argument("--harmful-rejected", default="first",
+                             help="what each acceptable revision is preferred over, comma-separated: first (its first "
+                                  "answer; default), bare (the same refusal with its reason cut off: teaches explaining "
+                                  "an objection without teaching to refuse more)")
             con.add_argument("--benign-ratio", type=float,
                              help="at most this many benign pairs per harmful pair (default: all of them)")
         else:
@@ -113,7 +117,8 @@ def _selection(args) -> dict:
             raise ValueError(f"cai train {args.kind}: --contrast trains on pairs by construction, not on --judge-runs")
         return {"contrast": True, "sl_runs": csv_list(args.sl_runs), "helpful_runs": csv_list(args.helpful_runs),
                 "refusal_runs": csv_list(args.refusal_runs),
-                **({"benign_ratio": args.benign_ratio} if args.benign_ratio is not None else {})}
+                **({"benign_ratio": args.benign_ratio} if args.benign_ratio is not None else {}),
+                **({"harmful_rejected": csv_list(args.harmful_rejected)} if args.harmful_rejected != "first" else {})}
     if args.kind in PREFERENCE_KINDS:
         if args.sl_runs or args.helpful_runs or args.refusal_runs or args.benign_ratio is not None:
             raise ValueError(f"cai train {args.kind}: --sl-runs/--helpful-runs/--refusal-runs/--benign-ratio go with "
