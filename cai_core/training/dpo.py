@@ -38,6 +38,9 @@ class DPOJobConfig(JobConfig):
     loss_type: str = field(default="sigmoid", metadata={"help": f"TRL loss type, one of {', '.join(LOSS_TYPES)}."})
     label_smoothing: float = field(default=0.0, metadata={"help": "Share of labels assumed flipped (robust loss)."})
     max_length: int = field(default=512, metadata={"help": "Token limit of prompt + answer (longer ones are truncated)."})
+    sft_weight: float = field(default=0.0, metadata={
+        "help": "Weight of an SFT (NLL) loss on the chosen answers added to the DPO loss (RPO; TRL loss_type "
+                "['sigmoid', 'sft']): keeps the chosen answers likely, where DPO alone lowers both sides. 0 = plain DPO."})
 
     def validate(self) -> None:
         super().validate()
@@ -49,6 +52,8 @@ class DPOJobConfig(JobConfig):
             raise ValueError("label_smoothing must be in [0, 0.5)")
         if self.max_length < 8:
             raise ValueError("max_length must be >= 8")
+        if self.sft_weight < 0:
+            raise ValueError("sft_weight must be 0 or more")
 
 
 CONFIG_CLASS = DPOJobConfig
@@ -67,8 +72,10 @@ def build(cfg: DPOJobConfig, checkpoint: Path | None) -> Job:
     model = AutoModelForCausalLM.from_pretrained(model_path, **f32)
     ref_model = AutoModelForCausalLM.from_pretrained(model_path, **f32)  # frozen: the starting policy
     dataset = load_preference_dataset(cfg.data, soft_labels=False)
-    args = DPOConfig(**trainer_arguments(cfg), beta=cfg.beta, loss_type=[cfg.loss_type],
-                     label_smoothing=cfg.label_smoothing, max_length=cfg.max_length)
+    losses = dict(loss_type=[cfg.loss_type, "sft"], loss_weights=[1.0, cfg.sft_weight]) if cfg.sft_weight > 0 \
+        else dict(loss_type=[cfg.loss_type])
+    args = DPOConfig(**trainer_arguments(cfg), beta=cfg.beta, **losses, label_smoothing=cfg.label_smoothing,
+                     max_length=cfg.max_length)
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=dataset,
                          processing_class=tokenizer)
 

@@ -371,8 +371,24 @@ def test_dpo(tiny):
     assert AutoModelForCausalLM.from_pretrained(out / "final").config.vocab_size > 0  # a plain policy folder
 
 
+def test_dpo_with_an_sft_term_on_the_chosen_answers(tiny):
+    """sft_weight > 0: TRL's ['sigmoid', 'sft'] losses (RPO); the logged loss is the DPO loss plus
+    sft_weight x the chosen answers' NLL, so at step 1 (policy = reference: DPO loss ln 2) it is above ln 2."""
+    import math
+
+    from cai_core.training import dpo
+
+    out = tiny / "dpo-sft"
+    assert dpo.main(_args(model=tiny / "tiny", output_dir=out, data=tiny / "pref.jsonl", sft_weight=1.0, **COMMON)) == 0
+    rows = assert_finished_run(out, "dpo", tiny / "tiny", 3, "loss")
+    assert rows[0]["loss"] > math.log(2) + 0.5  # a random tiny model's NLL is several nats
+    plain = tiny / "dpo-plain"
+    assert dpo.main(_args(model=tiny / "tiny", output_dir=plain, data=tiny / "pref.jsonl", **COMMON)) == 0
+    assert abs(assert_finished_run(plain, "dpo", tiny / "tiny", 3, "loss")[0]["loss"] - math.log(2)) < 1e-3
+
+
 @pytest.mark.parametrize("bad, message", [({"beta": 0}, "beta must be > 0"), ({"loss_type": "nope"}, "loss_type must be"),
-                                          ({"label_smoothing": 0.5}, "label_smoothing")])
+                                          ({"label_smoothing": 0.5}, "label_smoothing"), ({"sft_weight": -1}, "sft_weight")])
 def test_dpo_config_is_validated(bad, message):
     from cai_core.training.dpo import DPOJobConfig
 
