@@ -23,8 +23,8 @@ SELECTION_HELP = {
     "reward": "judge run ids (comma-separated, several = an ensemble; empty: the latest judge run over training pairs)",
     "dpo": "judge run ids whose labels DPO trains the SFT policy on (comma-separated; empty: the latest judge run "
            "over training pairs); or pairs by construction, no judge: 'contrast: SL RUN[,RUN]; helpful: RUN; "
-           "refusals: RUN [ratio R]' (revisions over first answers; helpful answers over the refusals of those benign "
-           "prompts, at most R per revision)",
+           "refusals: RUN [ratio R]; rejected: first,bare' (revisions over first answers, and/or over themselves with "
+           "the reason cut off; helpful answers over the refusals of those benign prompts, at most R per revision pair)",
     **{k: "prompt set[:split] (empty: red-team:train)" for k in RL_KINDS},
 }
 
@@ -52,13 +52,14 @@ def _selection(kind: str, text: str) -> dict:
 
 
 def _contrast_selection(text: str) -> dict:
-    """'contrast: SL[,SL]; helpful: H; refusals: R [ratio X]' -> a pairs-by-construction selection."""
-    keys = {"contrast": "sl_runs", "helpful": "helpful_runs", "refusals": "refusal_runs"}
+    """'contrast: SL[,SL]; helpful: H; refusals: R [ratio X]; rejected: first,bare' -> a
+    pairs-by-construction selection."""
+    keys = {"contrast": "sl_runs", "helpful": "helpful_runs", "refusals": "refusal_runs", "rejected": "harmful_rejected"}
     sel: dict = {"contrast": True}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, colon, runs = part.partition(":")
         if not colon or name.strip() not in keys:
-            raise gr.Error(f"{part!r}: expected 'contrast: RUN', 'helpful: RUN' or 'refusals: RUN'")
+            raise gr.Error(f"{part!r}: expected 'contrast: RUN', 'helpful: RUN', 'refusals: RUN' or 'rejected: first,bare'")
         runs, _, ratio = runs.partition(" ratio ")
         sel[keys[name.strip()]] = [x.strip() for x in runs.split(",") if x.strip()] or None
         if ratio.strip():

@@ -119,5 +119,7 @@ def test_train_tab_contrast_selection_syntax():
         "contrast": True, "sl_runs": ["s1"], "helpful_runs": ["h1", "h2"], "refusal_runs": ["r1"]}
     assert _selection("reward", "contrast:") == {"contrast": True, "sl_runs": None}
     assert _selection("dpo", "contrast: s1; helpful: h1; refusals: r1 ratio 1.5")["benign_ratio"] == 1.5
+    assert _selection("dpo", "contrast: s1; rejected: first, bare") == {
+        "contrast": True, "sl_runs": ["s1"], "harmful_rejected": ["first", "bare"]}
     with pytest.raises(gr.Error, match="expected"):
         _selection("dpo", "contrast: s1; judges: j1")
