@@ -78,34 +78,9 @@ def without_reason(revision: str) -> str | None:
     return f"{head}." if head else None
 
 
-def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequence[str] = (),
-                     refusal_runs: Sequence[str] = (), benign_ratio: float | None = None,
-                     harmful_rejected: Sequence[str] = ("first",)) -> ContrastSnapshot:
-    """Pairs by construction from the selected runs (see the module docstring). ``benign_ratio``:
-    at most that many benign pairs per harmful pair (None: all), kept in a fixed order (by answer
-    id hash), so the same selection gives the same records. ``harmful_rejected``: what each
-    acceptable revision is preferred over, ``first`` (its first answer) and/or ``bare`` (itself
-    without its reason)."""
-    from ..ids import stable_id
-
-    from ..stages.compare.response_class import classify_response, response_class_of
-    from .snapshots import helpful_answers
-
-    if benign_ratio is not None and benign_ratio < 0:
-        raise ValueError("benign_ratio must be 0 or more")
-    harmful_rejected = tuple(dict.fromkeys(harmful_rejected))
-    if not harmful_rejected or set(harmful_rejected) - set(HARMFUL_REJECTED):
-        raise ValueError(f"harmful_rejected must be some of {', '.join(HARMFUL_REJECTED)}, not {list(harmful_rejected)}")
-    if bool(helpful_runs) != bool(refusal_runs):
-        raise ValueError("the benign side needs both helpful runs (chosen) and refusal runs (rejected)")
-    _check_sl(store, sl_runs, "harmful pairs are an SL run's revisions over its first answers")
-    _check_sl(store, refusal_runs, "refusal runs are a trained model's answers to benign prompts: "
-                                   "`cai --model sft sl --prompts benign --rounds 0`")
-    left_out: dict[str, int] = {}
-
-    def drop(why: str) -> None:
-        left_out[why] = left_out.get(why, 0) + 1
-
+def _harmful_pairs(store: Store, sl_runs: Sequence[str], harmful_rejected: tuple[str, ...],
+                   drop) -> list[dict]:
+    """Each acceptable final revision over its first answer and/or over itself without its reason."""
     firsts = {(a["run_id"], a["prompt_id"]): a for a in answers_of_runs(store, list(sl_runs))}
     records = []
     for r in final_revisions(store, list(sl_runs)):
@@ -128,28 +103,64 @@ def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequ
                 drop("no_reason_clause")
             else:
                 records.append(_pair(r["prompt"], r["revision"], bare, "sl-bare", **ids, rejected_id=r["revision_id"]))
-    harmful = len(records)
+    return records
 
-    benign: list[dict] = []
-    if refusal_runs:
-        helpful: dict[str, dict] = {}
-        for h in helpful_answers(store, helpful_runs)[0]:  # in a fixed order: the first per prompt wins
-            helpful.setdefault(text_key(h["messages"][0]["content"]), h)
-        for a in answers_of_runs(store, list(refusal_runs)):
-            cls = response_class_of(classify_response(a["answer"], a["prompt"]))
-            if cls == "comply":
-                drop("answered")
-            elif cls == "incoherent":
-                drop("incoherent")
-            elif a["flags"]:
-                drop("flagged_answer")
-            elif (h := helpful.get(text_key(a["prompt"]))) is None:
-                drop("no_helpful_answer")
-            else:
-                benign.append(_pair(a["prompt"], h["messages"][1]["content"], a["answer"], "helpful",
-                                     run_id=a["run_id"], prompt_id=a["prompt_id"], chosen_id=h["generation_id"],
-                                     rejected_id=a["generation_id"]))
-    benign.sort(key=lambda r: stable_id("contrast", r["rejected_id"]))
+
+def _benign_pairs(store: Store, helpful_runs: Sequence[str], refusal_runs: Sequence[str], drop) -> list[dict]:
+    """A helpful answer over each refusal (objection or evasive) of the same benign prompt, in a
+    fixed order (by the refusal's id hash)."""
+    from ..ids import stable_id
+
+    from ..stages.compare.response_class import classify_response, response_class_of
+    from .snapshots import helpful_answers
+
+    helpful: dict[str, dict] = {}
+    for h in helpful_answers(store, helpful_runs)[0]:  # in a fixed order: the first per prompt wins
+        helpful.setdefault(text_key(h["messages"][0]["content"]), h)
+    benign = []
+    for a in answers_of_runs(store, list(refusal_runs)):
+        cls = response_class_of(classify_response(a["answer"], a["prompt"]))
+        if cls == "comply":
+            drop("answered")
+        elif cls == "incoherent":
+            drop("incoherent")
+        elif a["flags"]:
+            drop("flagged_answer")
+        elif (h := helpful.get(text_key(a["prompt"]))) is None:
+            drop("no_helpful_answer")
+        else:
+            benign.append(_pair(a["prompt"], h["messages"][1]["content"], a["answer"], "helpful",
+                                run_id=a["run_id"], prompt_id=a["prompt_id"], chosen_id=h["generation_id"],
+                                rejected_id=a["generation_id"]))
+    return sorted(benign, key=lambda r: stable_id("contrast", r["rejected_id"]))
+
+
+def contrast_records(store: Store, *, sl_runs: Sequence[str], helpful_runs: Sequence[str] = (),
+                     refusal_runs: Sequence[str] = (), benign_ratio: float | None = None,
+                     harmful_rejected: Sequence[str] = ("first",)) -> ContrastSnapshot:
+    """Pairs by construction from the selected runs (see the module docstring). ``benign_ratio``:
+    at most that many benign pairs per harmful pair (None: all), kept in a fixed order (by answer
+    id hash), so the same selection gives the same records. ``harmful_rejected``: what each
+    acceptable revision is preferred over, ``first`` (its first answer) and/or ``bare`` (itself
+    without its reason)."""
+    if benign_ratio is not None and benign_ratio < 0:
+        raise ValueError("benign_ratio must be 0 or more")
+    harmful_rejected = tuple(dict.fromkeys(harmful_rejected))
+    if not harmful_rejected or set(harmful_rejected) - set(HARMFUL_REJECTED):
+        raise ValueError(f"harmful_rejected must be some of {', '.join(HARMFUL_REJECTED)}, not {list(harmful_rejected)}")
+    if bool(helpful_runs) != bool(refusal_runs):
+        raise ValueError("the benign side needs both helpful runs (chosen) and refusal runs (rejected)")
+    _check_sl(store, sl_runs, "harmful pairs are an SL run's revisions over its first answers")
+    _check_sl(store, refusal_runs, "refusal runs are a trained model's answers to benign prompts: "
+                                   "`cai --model sft sl --prompts benign --rounds 0`")
+    left_out: dict[str, int] = {}
+
+    def drop(why: str) -> None:
+        left_out[why] = left_out.get(why, 0) + 1
+
+    records = _harmful_pairs(store, sl_runs, harmful_rejected, drop)
+    harmful = len(records)
+    benign = _benign_pairs(store, helpful_runs, refusal_runs, drop) if refusal_runs else []
     if benign_ratio is not None and len(benign) > (cap := int(benign_ratio * harmful)):
         left_out["over_ratio"] = len(benign) - cap
         benign = benign[:cap]
