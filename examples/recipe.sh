@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole Constitutional AI loop, small, on the embedded SmolLM2-135M and a 2-core CPU:
-# SL (critique -> revision) -> SFT -> pairs -> AI judge -> reward model -> PPO -> compare.
+# SL (critique -> revision) -> SFT -> pairs -> AI judge -> reward model -> PPO, and
+# SFT -> DPO on pairs by construction (no judge) -> compare.
 # Usage: bash examples/recipe.sh [DB]     (default: recipe.duckdb in the current folder)
 #
 # Lineage: every prompt set is split 80/20 (a seeded hash of each prompt's text). SL, pairs and
@@ -8,7 +9,7 @@
 # compared model (or an ancestor checkpoint) trained on. Each training run trains on an explicit
 # selection (printed): SFT on the SL run's acceptable revisions plus helpful answers to benign
 # train prompts, the reward model on the judge run, PPO on the train
-# split. Every step is resumable, and a second run on a finished DB trains nothing.
+# split, DPO on pairs made from the SL run, the helpful samples and the SFT model's refusals. Every step is resumable, and a second run on a finished DB trains nothing.
 set -euo pipefail
 DB=${1:-recipe.duckdb}
 CAI="${CAI:-cai}"
@@ -45,11 +46,24 @@ cai train reward --max-steps 16 >/dev/null
 step "PPO from the SFT model against the reward model, on the train split: 4 iterations"
 cai train ppo --max-steps 4 >/dev/null
 
-step "compare base vs SFT vs RL on the held-out red-team prompts (no compared model trained on them)"
-cai compare --models base,sft,rl --prompts red-team --max-new-tokens 64
+step "the SFT model's own answers to every benign train prompt (answers only, 64 tokens)"
+# those the classifier reads as refusals become the rejected side of DPO's benign pairs
+REFUSALS=$(cai --model sft sl --prompts benign --constitution harmless --rounds 0 --max-new-tokens 64)
+
+step "DPO from the SFT model on pairs by construction (the embedded judge is at chance): 40 steps"
+# harmful: each acceptable revision over the first answer AND over itself with its reason cut off
+# ("I won't help you X, because it could harm innocent people." over "I won't help you X.");
+# benign: the base model's helpful answer over the SFT model's refusal of the same prompt.
+# --sft-weight 1: plus the chosen answers' NLL (RPO), so DPO does not lower both sides
+cai train dpo --contrast --sl-runs "$SL" --helpful-runs "$HELPFUL" --refusal-runs "$REFUSALS" \
+  --harmful-rejected first,bare --max-steps 40 --learning-rate 5e-6 --per-device-batch-size 4 \
+  --sft-weight 1.0 --max-length 256 >/dev/null
+
+step "compare base vs SFT vs RL vs DPO on the held-out red-team prompts (no compared model trained on them)"
+cai compare --models base,sft,rl,dpo --prompts red-team --max-new-tokens 64
 
 step "compare them on held-out benign prompts too (helpfulness kept? borderline ones refused?)"
-cai compare --models base,sft,rl --prompts benign --max-new-tokens 64
+cai compare --models base,sft,rl,dpo --prompts benign --max-new-tokens 64
 
 step "done"
 cai stats --json
