@@ -149,6 +149,11 @@ def test_training_inputs_of_a_contrast_selection(store, runs, tmp_path):
     assert inputs.records > 6 and "no judge" in inputs.description and "6 revisions over first answers" in inputs.description
     rows = [json.loads(x) for x in inputs.path.read_text().splitlines()]
     assert len(rows) == inputs.records and {r["source"] for r in rows} == {"sl", "helpful"}
+    # lineage: every prompt of a pair, harmful and benign, is recorded as trained on (compare refuses it)
+    from cai_core.prompt_sets import text_key
+    from cai_core.store.training import snapshot_prompt_keys
+
+    assert snapshot_prompt_keys(store, inputs.snapshot_hash) == {text_key(r["prompt"]) for r in rows}
     assert inputs_for(store, "reward", sel, tmp_path).snapshot_hash == inputs.snapshot_hash  # the reward model may use them too
     # without 'contrast' the same kind still means judge labels
     from cai_core.lineage import NoSelection
