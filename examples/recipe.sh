@@ -8,8 +8,9 @@
 # PPO use the train split; compare evaluates on the held-out split, and refuses any prompt that a
 # compared model (or an ancestor checkpoint) trained on. Each training run trains on an explicit
 # selection (printed): SFT on the SL run's acceptable revisions plus helpful answers to benign
-# train prompts, the reward model on the judge run, PPO on the train
-# split, DPO on pairs made from the SL run, the helpful samples and the SFT model's refusals. Every step is resumable, and a second run on a finished DB trains nothing.
+# train prompts, the reward model on the judge run, PPO on the train split, DPO on pairs made
+# from the SL run, the helpful samples and the SFT model's refusals. Every step is resumable,
+# and a second run on a finished DB trains nothing.
 set -euo pipefail
 DB=${1:-recipe.duckdb}
 CAI="${CAI:-cai}"
